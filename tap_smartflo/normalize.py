@@ -1,0 +1,267 @@
+"""Pure functions that give every value leaving the tap one type and one format.
+
+Smartflo writes times in at least seven ways (``+0000``, ``+0530``, ``Z`` with
+milliseconds, naive ``Y-m-d H:i:s`` in IST, ``d-m-Y H:i:s``, epoch seconds) and ids as
+numbers or numeric strings. Everything here turns those into one shape: UTC RFC 3339
+with a colon in the offset, and integers for numeric ids.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from datetime import datetime, timedelta, timezone
+
+import pendulum
+import pendulum.parsing.exceptions
+
+UTC = timezone.utc
+#: Smartflo is an Indian service: a time without an offset is India Standard Time.
+IST = timezone(timedelta(hours=5, minutes=30), "IST")
+
+#: Values that mean "no time" (MySQL zero dates, empty strings).
+_NO_TIME = frozenset({"", "0000-00-00 00:00:00", "0000-00-00", "0000-00-00T00:00:00"})
+_NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%d-%m-%Y %H:%M:%S", "%Y-%m-%d %H:%M")
+_SECONDS_LEN = 19  # len("2024-05-08T12:45:03")
+
+
+class NormalizationError(ValueError):
+    """A value from the API could not be given the type the schema promises."""
+
+
+def parse_time(value: object, *, naive_tz: timezone = IST) -> datetime | None:
+    """Parse any Smartflo time into an aware datetime; None for an empty time.
+
+    Naive times are read in ``naive_tz`` (IST unless the endpoint says otherwise).
+
+    Raises:
+        NormalizationError: if the value is not a time in any known format.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        msg = f"{value!r} is not a time"
+        raise NormalizationError(msg)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if not isinstance(value, str):
+        msg = f"{value!r} is not a time"
+        raise NormalizationError(msg)
+    text = value.strip()
+    if text in _NO_TIME:
+        return None
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text), tz=UTC)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = _parse_other(text, naive_tz)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=naive_tz)
+    return parsed
+
+
+def _parse_other(text: str, naive_tz: timezone) -> datetime:
+    """The slow path: ISO 8601 forms older Pythons reject, then Smartflo's own."""
+    offset = naive_tz.utcoffset(None)
+    try:
+        parsed = pendulum.parse(
+            text, tz=pendulum.FixedTimezone(int(offset.total_seconds()))
+        )
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        return _parse_naive(text)
+    if not isinstance(parsed, datetime):
+        msg = f"{text!r} is not a date-time"
+        raise NormalizationError(msg)
+    return parsed
+
+
+def _parse_naive(text: str) -> datetime:
+    for fmt in _NAIVE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)  # noqa: DTZ007 (zone set by caller)
+        except ValueError:  # noqa: PERF203 (the slow path, for rare formats)
+            continue
+    msg = f"{text!r} is not a time in any format Smartflo is known to use"
+    raise NormalizationError(msg)
+
+
+def format_utc(moment: datetime) -> str:
+    """Format an aware datetime as UTC RFC 3339 (``2024-05-08T12:45:03+00:00``)."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def to_utc_rfc3339(value: object, *, naive_tz: timezone = IST) -> str | None:
+    """Return any Smartflo time as UTC RFC 3339 with a colon in the offset.
+
+    The two shapes the contacts endpoint really sends (``...+0000`` and
+    ``...+00:00``) are rewritten without parsing: this runs for every timestamp of
+    every record.
+    """
+    if value.__class__ is str:
+        text = t.cast("str", value)
+        if len(text) == 24 and text.endswith("+0000") and text[10] == "T":  # noqa: PLR2004
+            return text[:_SECONDS_LEN] + "+00:00"
+        if len(text) == 25 and text.endswith("+00:00") and text[10] == "T":  # noqa: PLR2004
+            return text
+    moment = parse_time(value, naive_tz=naive_tz)
+    return None if moment is None else format_utc(moment)
+
+
+def to_int(value: object) -> int | None:
+    """Return an id that arrived as a number or a numeric string as an integer.
+
+    Raises:
+        NormalizationError: for anything that is not a whole number.
+    """
+    if value is None:
+        return None
+    if value.__class__ is int:
+        return t.cast("int", value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        if text == "":
+            return None
+    elif isinstance(value, float) and value.is_integer():
+        return int(value)
+    msg = f"{value!r} is not a whole-number id"
+    raise NormalizationError(msg)
+
+
+def to_text(value: object) -> str | None:
+    """Return a free-form value as text (JSON for numbers, booleans and structures)."""
+    if value is None or value.__class__ is str:
+        return t.cast("str | None", value)
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def to_number(value: object) -> float | int | None:
+    """Return a number that arrived as a number or a numeric string."""
+    if value is None or value.__class__ in {int, float}:
+        return t.cast("float | int | None", value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "":
+            return None
+        try:
+            return int(text) if text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            pass
+    msg = f"{value!r} is not a number"
+    raise NormalizationError(msg)
+
+
+def to_bool(value: object) -> bool | None:
+    """Return a flag that arrived as a boolean, 0/1 or "true"/"false"."""
+    if value is None or value.__class__ is bool:
+        return t.cast("bool | None", value)
+    if value in {0, 1, "0", "1"}:
+        return bool(int(t.cast("int | str", value)))
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    msg = f"{value!r} is not a boolean"
+    raise NormalizationError(msg)
+
+
+Converter = t.Callable[[t.Any], t.Any]
+
+
+def _types(schema: dict[str, t.Any]) -> set[str]:
+    declared = schema.get("type", "string")
+    return {declared} if isinstance(declared, str) else set(declared)
+
+
+def converter_for(  # noqa: PLR0911 (one return per JSON type)
+    schema: dict[str, t.Any], *, naive_tz: timezone = IST
+) -> Converter:
+    """Build the function that gives a raw API value the type ``schema`` declares.
+
+    The schema is the single source of truth: what the tap announces is what the
+    converter produces, so every record is valid against the announced schema.
+    """
+    types = _types(schema)
+    if "object" in types and "properties" in schema:
+        return RecordNormalizer(schema, naive_tz=naive_tz)
+    if "object" in types:
+        return _free_object
+    if "array" in types:
+        return _list_of(converter_for(schema.get("items", {}), naive_tz=naive_tz))
+    if "integer" in types:
+        return to_int
+    if "number" in types:
+        return to_number
+    if "boolean" in types:
+        return to_bool
+    if schema.get("format") == "date-time":
+        return lambda value: to_utc_rfc3339(value, naive_tz=naive_tz)
+    return to_text
+
+
+def _free_object(value: object) -> dict[str, t.Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    msg = f"{value!r} is not an object"
+    raise NormalizationError(msg)
+
+
+def _list_of(item: Converter) -> Converter:
+    def convert(value: object) -> list[t.Any] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            msg = f"{value!r} is not a list"
+            raise NormalizationError(msg)
+        return [item(element) for element in value]
+
+    return convert
+
+
+class RecordNormalizer:
+    """Project a raw API object onto a schema's properties, converting each value.
+
+    Fields the schema does not know are left out (and reported once), so that a new
+    field in the API never changes a table's shape behind the user's back.
+    """
+
+    def __init__(
+        self,
+        schema: dict[str, t.Any],
+        *,
+        naive_tz: timezone = IST,
+        overrides: t.Mapping[str, Converter] | None = None,
+    ) -> None:
+        """Prepare one converter per property of ``schema``."""
+        overrides = overrides or {}
+        self.fields: tuple[tuple[str, Converter], ...] = tuple(
+            (name, overrides.get(name) or converter_for(prop, naive_tz=naive_tz))
+            for name, prop in schema.get("properties", {}).items()
+        )
+        self.known = frozenset(name for name, _ in self.fields)
+        self.unknown_seen: set[str] = set()
+
+    def __call__(self, raw: object) -> dict[str, t.Any] | None:
+        """Return the normalized object (None stays None).
+
+        Raises:
+            NormalizationError: naming the field whose value does not fit.
+        """
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            msg = f"{raw!r} is not an object"
+            raise NormalizationError(msg)
+        try:
+            result = {name: convert(raw.get(name)) for name, convert in self.fields}
+        except NormalizationError:
+            for name, convert in self.fields:
+                try:
+                    convert(raw.get(name))
+                except NormalizationError as exc:  # noqa: PERF203 (error path)
+                    msg = f"field '{name}': {exc}"
+                    raise NormalizationError(msg) from None
+            raise
+        if len(raw) > len(result) or not raw.keys() <= self.known:
+            self.unknown_seen.update(raw.keys() - self.known)
+        return result

@@ -1,0 +1,13 @@
+"""The Smartflo streams: one small class per endpoint."""
+
+from __future__ import annotations
+
+from tap_smartflo.client import IncrementalSmartfloStream
+
+
+class ContactsStream(IncrementalSmartfloStream):
+    """Contacts of every contact group: ``GET /v1/contacts``."""
+
+    name = "contacts"
+    path = "/v1/contacts"
+    primary_keys = ("id",)

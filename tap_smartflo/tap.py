@@ -1,0 +1,229 @@
+"""TapSmartflo: the settings and the list of streams."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import typing as t
+from functools import cached_property
+from urllib.parse import urlparse
+
+import requests
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
+from typing_extensions import override
+
+from tap_smartflo.auth import SmartfloAuth
+from tap_smartflo.client import SmartfloError
+from tap_smartflo.normalize import NormalizationError, parse_time
+from tap_smartflo.pagination import PaginationError
+from tap_smartflo.streams import ContactsStream
+
+if t.TYPE_CHECKING:
+    from singer_sdk.streams import Stream
+
+DEFAULT_API_URL = "https://api-smartflo.tatateleservices.com"
+SECRET_SETTINGS = ("api_token", "password")
+
+
+class TapSmartflo(Tap):
+    """Singer tap for Tata Smartflo (and its twins Servetel and Acefone)."""
+
+    name = "tap-smartflo"
+    message_writer_class = MsgSpecWriter
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_url",
+            th.StringType,
+            default=DEFAULT_API_URL,
+            title="API URL",
+            description=(
+                "Base URL of the Smartflo API. Servetel: https://api.servetel.in, "
+                "Acefone: https://api.acefone.in."
+            ),
+        ),
+        th.Property(
+            "api_token",
+            th.StringType,
+            secret=True,
+            title="API token",
+            description=(
+                "Long-lived Smartflo API token, sent as 'Authorization: Bearer "
+                "<token>'. Set this, or email and password."
+            ),
+        ),
+        th.Property(
+            "email",
+            th.StringType,
+            title="Login email",
+            description=(
+                "Smartflo panel login id, used with password instead of api_token."
+            ),
+        ),
+        th.Property(
+            "password",
+            th.StringType,
+            secret=True,
+            title="Password",
+            description=(
+                "Smartflo panel password, used with email instead of api_token."
+            ),
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            title="Start date",
+            description=(
+                "Earliest updated_at to extract on the first sync (ISO 8601; a time "
+                "without an offset is read as UTC). Leave empty for all history."
+            ),
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType,
+            default=100,
+            title="Page size",
+            description=(
+                "Records asked for per request. Servers may cap it lower; the tap "
+                "notices and loses nothing."
+            ),
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType,
+            default=60,
+            title="Request timeout",
+            description=(
+                "Seconds to wait for a response before abandoning and retrying it."
+            ),
+        ),
+        th.Property(
+            "lookback_minutes",
+            th.NumberType,
+            default=10,
+            title="Lookback minutes",
+            description=(
+                "Minutes before the previous bookmark that an incremental run "
+                "re-reads, for changes committed late on the server. Widens "
+                "requests, never the stored bookmark."
+            ),
+        ),
+    ).to_dict()
+
+    @override
+    def discover_streams(self) -> list[Stream]:
+        return [ContactsStream(self)]
+
+    @cached_property
+    def authenticator(self) -> SmartfloAuth:
+        """The one authenticator this tap's streams share."""
+        return SmartfloAuth(self.config)
+
+    # Settings
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The SDK's validator fills in defaults; its messages quote the offending
+        # value, so secrets are masked before anything is shown.
+        errors = [
+            _mask_secrets(error, self._config)
+            for error in super()._validate_config(raise_errors=False)
+        ]
+        errors += _setting_errors(self._config)
+        if errors and raise_errors:
+            msg = "Config validation failed"
+            raise ConfigValidationError(
+                msg, errors=errors, schema=self.config_jsonschema
+            )
+        return errors
+
+    # Command line
+
+    @classmethod
+    @override
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+        **kwargs: t.Any,
+    ) -> None:
+        """Run the tap; a permanent failure ends it with one line and exit code 1."""
+        try:
+            state = _checked_json_file(state, "--state")
+            catalog = _checked_json_file(catalog, "--catalog")
+            super().invoke(state=state, catalog=catalog, **kwargs)
+        except (SmartfloError, PaginationError, NormalizationError) as exc:
+            _fail(str(exc))
+        except RetriableAPIError as exc:
+            _fail(f"Smartflo kept failing after every retry ({exc}); try again later")
+        except requests.exceptions.RequestException as exc:
+            _fail(
+                f"Could not reach the Smartflo API ({type(exc).__name__}) after "
+                "every retry: check api_url and the network"
+            )
+
+
+def _fail(message: str) -> t.NoReturn:
+    TapSmartflo.logger.error(message)
+    sys.exit(1)
+
+
+def _checked_json_file(file: t.IO[str] | None, option: str) -> t.IO[str] | None:
+    if file is None:
+        return None
+    text = file.read()
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        _fail(f"The {option} file {file.name} is not valid JSON ({exc})")
+    return io.StringIO(text)
+
+
+def _mask_secrets(message: str, config: t.Mapping[str, t.Any]) -> str:
+    for name in SECRET_SETTINGS:
+        if value := config.get(name):
+            message = message.replace(str(value), "***")
+    return message
+
+
+def _setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Check what JSON Schema cannot say; each error names the setting to fix."""
+    errors = []
+    if not config.get("api_token") and not (
+        config.get("email") and config.get("password")
+    ):
+        errors.append(
+            "No credentials: set api_token, or both email and password "
+            "(TAP_SMARTFLO_API_TOKEN, or TAP_SMARTFLO_EMAIL and TAP_SMARTFLO_PASSWORD)"
+        )
+    url = urlparse(str(config.get("api_url", "")))
+    if url.scheme not in {"http", "https"} or not url.netloc:
+        errors.append(
+            f"api_url {config.get('api_url')!r} is not an http(s) URL such as "
+            f"{DEFAULT_API_URL}"
+        )
+    if start_date := config.get("start_date"):
+        try:
+            parse_time(start_date)
+        except NormalizationError:
+            errors.append(
+                f"start_date {start_date!r} is not an ISO 8601 date-time "
+                "such as 2024-01-01T00:00:00Z"
+            )
+    for name, minimum in (("page_size", 1), ("request_timeout", 0.001)):
+        value = config.get(name)
+        if isinstance(value, int | float) and value < minimum:
+            errors.append(f"{name} must be positive, got {value}")
+    lookback = config.get("lookback_minutes")
+    if isinstance(lookback, int | float) and lookback < 0:
+        errors.append(f"lookback_minutes must be zero or more, got {lookback}")
+    return errors
+
+
+if __name__ == "__main__":
+    TapSmartflo.cli()

@@ -1,0 +1,97 @@
+"""Run ``tap-smartflo`` as a user does (a subprocess) and read what it printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.fake_smartflo import TOKEN
+
+
+def base_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:
+    """A config for the fake server, plus ``settings``."""
+    return {"api_url": api_url, "api_token": TOKEN, **settings}
+
+
+@dataclass
+class TapRun:
+    """What one run of the tap left: exit code, Singer messages, logs."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def messages(self) -> list[dict[str, t.Any]]:
+        """Every Singer message on stdout."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def records(self, stream: str = "contacts") -> list[dict[str, t.Any]]:
+        """The records of one stream, in order."""
+        return [
+            m["record"]
+            for m in self.messages
+            if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+
+    def schema(self, stream: str = "contacts") -> dict[str, t.Any]:
+        """The schema the tap announced for ``stream``."""
+        return next(
+            m for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream
+        )
+
+    @property
+    def states(self) -> list[dict[str, t.Any]]:
+        """Every STATE value, in order."""
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, t.Any]:
+        """The last STATE the tap emitted."""
+        return self.states[-1]
+
+    def bookmark(self, stream: str = "contacts") -> t.Any:
+        """The final replication_key_value of ``stream``."""
+        return self.final_state["bookmarks"][stream].get("replication_key_value")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any TAP_SMARTFLO_* settings of the developer's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_SMARTFLO_")}
+    env.update(extra)
+    return env
+
+
+def run_tap(
+    config: dict[str, t.Any] | None,
+    *,
+    workdir: Path,
+    state: dict[str, t.Any] | None = None,
+    catalog: dict[str, t.Any] | None = None,
+    args: t.Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> TapRun:
+    """Run the tap CLI once and capture its output."""
+    command = [sys.executable, "-m", "tap_smartflo"]
+    for name, value in (("config", config), ("state", state), ("catalog", catalog)):
+        if value is not None:
+            path = workdir / f"{name}.json"
+            path.write_text(json.dumps(value))
+            command += [f"--{name}", str(path)]
+    command += list(args)
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env if env is not None else clean_env(),
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    return TapRun(done.returncode, done.stdout, done.stderr)

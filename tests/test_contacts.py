@@ -1,0 +1,208 @@
+"""The contacts stream end to end: the tap CLI against the fake Smartflo over HTTP."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import jsonschema
+import pytest
+
+from tests.fake_smartflo import IST, FakeSmartflo
+from tests.tap_runner import base_config
+
+RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?\+00:00$")
+TIME_FIELDS = ("created_at", "updated_at", "deleted_at")
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_full_sync_emits_every_contact_exactly_once(tap):
+    with FakeSmartflo(contacts=2345) as api:
+        run = tap(base_config(api.url))
+    assert run.returncode == 0, run.stderr
+    ids = [record["id"] for record in run.records()]
+    assert sorted(ids) == sorted(api.store)
+    assert len(ids) == len(set(ids))
+    assert next(m["type"] for m in run.messages) == "SCHEMA"
+
+
+def test_every_record_is_valid_against_the_announced_schema(tap):
+    with FakeSmartflo(contacts=300, ids_as_strings="mixed") as api:
+        api.soft_delete(next(iter(api.store)))
+        run = tap(base_config(api.url))
+    schema = run.schema()["schema"]
+    validator = jsonschema.Draft7Validator(schema)
+    for record in run.records():
+        assert not list(validator.iter_errors(record)), record
+        assert set(record) == set(schema["properties"])
+    assert run.schema()["key_properties"] == ["id"]
+    assert run.schema()["bookmark_properties"] == ["updated_at"]
+
+
+def test_bookmark_is_the_newest_updated_at(tap, api):
+    run = tap(base_config(api.url))
+    assert utc(run.bookmark()) == api.newest_updated_at
+    assert RFC3339_UTC.match(run.bookmark())
+
+
+@pytest.mark.parametrize("page_cap", [30, 100])
+def test_server_page_cap_loses_nothing(tap, page_cap):
+    with FakeSmartflo(contacts=250, page_cap=page_cap) as api:
+        run = tap(base_config(api.url, page_size=100))
+    assert sorted(r["id"] for r in run.records()) == sorted(api.store)
+    pages = api.requests_to("/v1/contacts")
+    # The last page is short by the *server's* limit: no extra empty request.
+    assert len(pages) == -(-250 // page_cap)
+    assert [p.params["page"] for p in pages] == [
+        str(n) for n in range(1, len(pages) + 1)
+    ]
+    assert {p.params["limit"] for p in pages} == {"100"}
+
+
+def test_data_ending_on_a_full_page_ends_at_the_empty_page(tap):
+    with FakeSmartflo(contacts=200) as api:
+        run = tap(base_config(api.url, page_size=50))
+    assert len(run.records()) == 200
+    assert len(api.requests_to("/v1/contacts")) == 5
+
+
+def test_server_that_ignores_page_stops_with_a_clear_error(tap):
+    with FakeSmartflo(contacts=250, ignore_page=True) as api:
+        run = tap(base_config(api.url, page_size=100))
+    assert run.returncode == 1
+    assert "ignore the 'page' parameter" in run.stderr
+    assert "Traceback" not in run.stderr
+    ids = [r["id"] for r in run.records()]
+    assert len(ids) == len(set(ids)) == 100
+    assert len(api.requests) == 2
+
+
+def test_numeric_string_ids_become_integers(tap):
+    with FakeSmartflo(contacts=50, ids_as_strings=True) as api:
+        run = tap(base_config(api.url))
+    records = run.records()
+    assert records
+    assert all(
+        type(r["id"]) is int and type(r["contact_group_id"]) is int for r in records
+    )
+    assert sorted(r["id"] for r in records) == sorted(api.store)
+
+
+def test_every_timestamp_is_utc_rfc3339_and_the_same_instant(tap):
+    with FakeSmartflo(contacts=120) as api:
+        victim = next(c for c in api.store.values() if c.ist_offsets)
+        api.soft_delete(victim.id)
+        run = tap(base_config(api.url))
+    assert any(c.ist_offsets for c in api.store.values())
+    by_id = {r["id"]: r for r in run.records()}
+    for contact_id, contact in api.store.items():
+        record = by_id[contact_id]
+        for name in TIME_FIELDS:
+            expected = getattr(contact, name)
+            if expected is None:
+                assert record[name] is None
+            else:
+                assert RFC3339_UTC.match(record[name]), record[name]
+                assert utc(record[name]) == expected
+    assert by_id[victim.id]["deleted_at"] is not None
+
+
+def test_custom_field_values_are_text_or_null(tap, api):
+    run = tap(base_config(api.url))
+    values = [f["value"] for r in run.records() for f in r["custom_fields"]]
+    assert None in values
+    assert "42" in values  # a number in the API becomes text: one type per field
+    assert all(v is None or isinstance(v, str) for v in values)
+
+
+def test_updated_after_is_absent_on_a_full_first_sync(tap, api):
+    tap(base_config(api.url))
+    assert all("updated_after" not in r.params for r in api.requests)
+
+
+def test_start_date_is_sent_as_updated_after_and_bounds_the_records(tap, api):
+    contacts = sorted(api.store.values(), key=lambda c: c.updated_at)
+    start = contacts[100].updated_at
+    run = tap(base_config(api.url, start_date=start.isoformat()))
+    expected = {c.id for c in contacts if c.updated_at >= start}
+    assert {r["id"] for r in run.records()} == expected
+    sent = {r.params["updated_after"] for r in api.requests}
+    # One format, in one place: UTC wall-clock time, a second early.
+    assert sent == {(start - timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def test_start_date_without_offset_is_utc(tap, api):
+    start = sorted(c.updated_at for c in api.store.values())[50]
+    run = tap(base_config(api.url, start_date=start.strftime("%Y-%m-%dT%H:%M:%S")))
+    assert min(utc(r["updated_at"]) for r in run.records()) == start
+
+
+@pytest.mark.parametrize("server_zone", [IST, timezone.utc], ids=["IST", "UTC"])
+def test_incremental_run_rereads_changes_and_only_a_small_overlap(tap, server_zone):
+    # A server that reads updated_after as IST sends 5.5 hours more: the tap asks
+    # for more, never less, and emits only what it meant to ask for.
+    with FakeSmartflo(contacts=1500, naive_tz=server_zone) as api:
+        first = tap(base_config(api.url, lookback_minutes=5))
+        api.tick(3600)
+        changed = list(api.store)[:2]
+        api.touch(changed[0], name="Renamed")
+        api.touch(changed[1], email_id="new@example.com")
+        deleted = list(api.store)[10]
+        api.soft_delete(deleted)
+        added = api.add_contacts(3)
+        api.requests.clear()
+        second = tap(base_config(api.url, lookback_minutes=5), state=first.final_state)
+    assert second.returncode == 0, second.stderr
+    old_bookmark = utc(first.bookmark())
+    overlap = {
+        c.id
+        for c in api.store.values()
+        if old_bookmark - timedelta(minutes=5) <= c.updated_at <= old_bookmark
+    }
+    emitted = {r["id"] for r in second.records()}
+    assert emitted == {*changed, deleted, *added} | overlap
+    assert len(overlap) < 30
+    by_id = {r["id"]: r for r in second.records()}
+    assert by_id[changed[0]]["name"] == "Renamed"
+    assert by_id[deleted]["deleted_at"] is not None
+    assert utc(second.bookmark()) == api.newest_updated_at
+    assert all("updated_after" in r.params for r in api.requests)
+    if server_zone == timezone.utc:
+        assert len(api.requests) == 1
+
+
+def bookmark_state(value: str) -> dict:
+    return {
+        "bookmarks": {
+            "contacts": {
+                "replication_key": "updated_at",
+                "replication_key_value": value,
+            }
+        }
+    }
+
+
+def test_bookmark_never_moves_backwards_when_the_overlap_sees_only_older_records(
+    tap, api
+):
+    bookmark = (api.newest_updated_at + timedelta(minutes=2)).isoformat()
+    run = tap(base_config(api.url, lookback_minutes=30), state=bookmark_state(bookmark))
+    assert run.records(), "the overlap should re-read the last half hour"
+    assert all(r["updated_at"] < bookmark for r in run.records())
+    assert run.bookmark() == bookmark
+
+
+def test_bookmark_stays_when_nothing_changed(tap, api):
+    bookmark = (api.newest_updated_at + timedelta(days=1)).isoformat()
+    run = tap(base_config(api.url), state=bookmark_state(bookmark))
+    assert run.records() == []
+    assert run.bookmark() == bookmark
+
+
+def test_state_holds_no_secret(tap, api):
+    run = tap(base_config(api.url))
+    assert "fake-api-token" not in run.stdout
+    assert "fake-api-token" not in run.stderr

@@ -1,0 +1,21 @@
+"""The SDK's standard tap tests, against the fake Smartflo.
+
+The fake starts at import: the suite syncs before function fixtures run.
+"""
+
+from __future__ import annotations
+
+from singer_sdk.testing import SuiteConfig, get_tap_test_class
+
+from tap_smartflo.tap import TapSmartflo
+from tests.fake_smartflo import FakeSmartflo
+from tests.tap_runner import base_config
+
+API = FakeSmartflo(contacts=400).start()
+
+TestTapSmartflo = get_tap_test_class(
+    TapSmartflo,
+    config=base_config(API.url, start_date="2024-01-01T00:00:00Z"),
+    suite_config=SuiteConfig(max_records_limit=1000),
+    parse_env_config=False,
+)

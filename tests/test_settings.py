@@ -1,0 +1,83 @@
+"""Settings: one clear line on bad input, before any request; docs match --about."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.fake_smartflo import TOKEN
+from tests.tap_runner import base_config, clean_env
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_missing_credentials_fail_before_any_request(tap, api):
+    run = tap({"api_url": api.url})
+    assert run.returncode != 0
+    assert "set api_token, or both email and password" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert api.requests == []
+    assert run.stdout == ""
+
+
+def test_email_without_password_is_not_enough(tap, api):
+    run = tap({"api_url": api.url, "email": "ops@example.com"})
+    assert run.returncode != 0
+    assert "both email and password" in run.stderr
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        (
+            {"start_date": "last tuesday"},
+            "start_date 'last tuesday' is not an ISO 8601",
+        ),
+        ({"page_size": 0}, "page_size must be positive"),
+        ({"page_size": -5}, "page_size must be positive"),
+        ({"request_timeout": 0}, "request_timeout must be positive"),
+        ({"api_url": "api-smartflo.tatateleservices.com"}, "is not an http(s) URL"),
+        ({"lookback_minutes": -1}, "lookback_minutes must be zero or more"),
+    ],
+)
+def test_bad_settings_fail_with_one_clear_line(tap, api, settings, words):
+    run = tap({**base_config(api.url), **settings})
+    assert run.returncode != 0
+    assert words in run.stderr
+    assert "Traceback" not in run.stderr
+    assert api.requests == []
+    assert TOKEN not in run.stderr
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed(tap, api):
+    run = tap({"api_url": api.url, "api_token": 123456789012345})
+    assert run.returncode != 0
+    assert "123456789012345" not in run.stderr
+
+
+def test_settings_come_from_the_environment(tap, api):
+    env = clean_env(TAP_SMARTFLO_API_URL=api.url, TAP_SMARTFLO_API_TOKEN=TOKEN)
+    run = tap(None, args=["--config", "ENV"], env=env)
+    assert run.returncode == 0, run.stderr
+    assert len(run.records()) == len(api.store)
+
+
+def test_a_refused_token_ends_the_run_with_a_sentence(tap, api):
+    run = tap(base_config(api.url, api_token="wrong-token-value"))
+    assert run.returncode == 1
+    assert "refused" in run.stderr
+    assert "api_token" in run.stderr
+    assert "wrong-token-value" not in run.stderr
+    assert "Traceback" not in run.stderr
+    assert len(api.requests) == 1
+
+
+def test_readme_settings_table_matches_about(tap):
+    run = tap(None, args=["--about", "--format=markdown"])
+    about = run.stdout
+    table = re.search(r"## Settings\n\n(.*?)\n\n", about, re.DOTALL)
+    assert table, about
+    assert table.group(1) in README.read_text()
