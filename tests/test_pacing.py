@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 
-from tap_smartflo.pacing import CUT, SETTLE, Pacer
+import pytest
+
+from tap_smartflo.pacing import CUT, FAST_RAISE, RAISE, SETTLE, Pacer
 from tests.fake_smartflo import FakeSmartflo
 from tests.tap_runner import base_config
 
@@ -41,6 +43,32 @@ def test_429s_of_requests_already_in_flight_cut_the_pace_once():
     assert pacer.rate == 4 * SETTLE
     pacer.throttled(time.monotonic() + 0.001)  # sent after the cut
     assert pacer.rate == 4 * SETTLE * CUT
+
+
+def test_a_low_first_guess_recovers_fast_then_probes_slowly():
+    # A 429 on the first request (another client used the last second): the
+    # pacer guesses low, climbs fast until the next 429, then creeps.
+    pacer = Pacer()
+    pacer.throttled(time.monotonic())
+    assert pacer.rate == 1.0
+    for _ in range(5):
+        pacer.succeeded(time.monotonic())
+    assert pacer.rate == pytest.approx(FAST_RAISE**5)
+    before = pacer.rate
+    pacer.throttled(time.monotonic())
+    assert pacer.rate == pytest.approx(before * CUT)
+    cut = pacer.rate
+    pacer.succeeded(time.monotonic())
+    assert pacer.rate == pytest.approx(cut * RAISE)
+
+
+def test_the_pace_stays_near_what_is_really_sent():
+    pacer = Pacer()
+    pacer.throttled(time.monotonic())
+    start = time.monotonic()
+    for i in range(200):
+        pacer.succeeded(start - 10 + i * 0.5)  # two a second, spread out
+    assert pacer.rate < 6  # without the cap: 1.1 ** 200 requests a second
 
 
 def test_a_pinned_pace_is_a_ceiling_that_429s_can_still_lower():
