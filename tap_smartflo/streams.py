@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tap_smartflo.client import IncrementalSmartfloStream
+from tap_smartflo.client import UpdatedAfterStream
 
 
-class ContactsStream(IncrementalSmartfloStream):
+class ContactsStream(UpdatedAfterStream):
     """Contacts of every contact group: ``GET /v1/contacts``."""
 
     name = "contacts"
