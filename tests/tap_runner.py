@@ -10,6 +10,8 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
+
 from tests.fake_smartflo import TOKEN
 
 
@@ -58,6 +60,25 @@ class TapRun:
     def bookmark(self, stream: str = "contacts") -> t.Any:
         """The final replication_key_value of ``stream``."""
         return self.final_state["bookmarks"][stream].get("replication_key_value")
+
+    def schema_errors(self, stream: str) -> list[str]:
+        """Every way a record of ``stream`` breaks the schema the tap announced."""
+        validator = jsonschema.Draft7Validator(self.schema(stream)["schema"])
+        return [
+            f"{record.get('id')}: {error.message}"
+            for record in self.records(stream)
+            for error in validator.iter_errors(record)
+        ]
+
+
+def selecting(catalog: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, t.Any]:
+    """``catalog`` with only ``streams`` selected, as a user would edit it."""
+    wanted = set(streams)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] in wanted
+    return catalog
 
 
 def clean_env(**extra: str) -> dict[str, str]:
