@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import typing as t
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import jsonschema
@@ -81,6 +84,18 @@ def selecting(catalog: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, 
     return catalog
 
 
+@cache
+def _discovered_catalog() -> dict[str, t.Any]:
+    """The tap's catalog (discovery makes no request, so any config will do)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        run = run_tap(
+            base_config("http://127.0.0.1:9"),
+            workdir=Path(workdir),
+            args=["--discover"],
+        )
+    return t.cast("dict[str, t.Any]", json.loads(run.stdout))
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without any TAP_SMARTFLO_* settings of the developer's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_SMARTFLO_")}
@@ -94,11 +109,14 @@ def run_tap(
     workdir: Path,
     state: dict[str, t.Any] | None = None,
     catalog: dict[str, t.Any] | None = None,
+    streams: t.Iterable[str] | None = None,
     args: t.Sequence[str] = (),
     env: dict[str, str] | None = None,
     timeout: float = 120,
 ) -> TapRun:
-    """Run the tap CLI once and capture its output."""
+    """Run the tap CLI once and capture its output (only ``streams``, if given)."""
+    if streams is not None:
+        catalog = selecting(copy.deepcopy(_discovered_catalog()), streams)
     command = [sys.executable, "-m", "tap_smartflo"]
     for name, value in (("config", config), ("state", state), ("catalog", catalog)):
         if value is not None:
