@@ -33,9 +33,6 @@ class PageNumberPaginator:
     with an error rather than looping for ever.
     """
 
-    #: Page numbers are known in advance, so pages can be fetched ahead.
-    predictable = True
-
     def __init__(self, start: int = 1) -> None:
         """Start at page ``start``."""
         self.start = start
@@ -65,9 +62,11 @@ class PageNumberPaginator:
             return None
         return token + 1
 
-    @staticmethod
-    def after(token: int) -> int:
-        """Return the page number after ``token``, for fetching ahead."""
+    def after(self, token: int) -> int | None:
+        """Return the page number after ``token``, for fetching ahead.
+
+        None when the paginator already knows the data ends before that page.
+        """
         return token + 1
 
 
@@ -84,6 +83,8 @@ class CountedPageNumberPaginator(PageNumberPaginator):
         """Start at page ``start``."""
         super().__init__(start)
         self._seen: set[object] = set()
+        self._count: int | None = None
+        self._limit: int | None = None
 
     @override
     def next_token(
@@ -92,12 +93,21 @@ class CountedPageNumberPaginator(PageNumberPaginator):
         next_page = super().next_token(token, body, records)
         self._seen.update(_key(record) for record in records)
         try:
-            count = to_int(body.get("count"))
+            self._count = to_int(body.get("count"))
         except NormalizationError:
-            count = None
-        if count is not None and len(self._seen) >= count:
+            self._count = None
+        self._limit = _server_limit(body)
+        if self._count is not None and len(self._seen) >= self._count:
             return None
         return next_page
+
+    @override
+    def after(self, token: int) -> int | None:
+        """The page after ``token``, unless ``count`` says no record is left for it."""
+        count, limit = self._count, self._limit
+        if count is not None and limit and token * limit >= count:
+            return None
+        return token + 1
 
 
 def time_windows(
@@ -119,8 +129,6 @@ class KeysetPaginator:
     A body without ``has_more`` is read on to an empty page (one extra request rather
     than a silent stop); ``has_more`` may be a boolean or its text.
     """
-
-    predictable = False
 
     def __init__(self, start: object = None) -> None:
         """Start before any key (or after ``start``)."""

@@ -19,8 +19,8 @@ for a server that does not filter), 24-hex ids (``call_ids``:
 "int" or "mixed" for older accounts), numbers as numeric strings, ``"N.A."`` ring
 times, PHP's ``[]`` for empty objects and every shape public code has seen in the
 nested fields; users in ``last_seen_id`` keyset pages. Calls can arrive while a
-window is read (``late_calls_during_read``), and call-record requests from the n-th
-on can answer a body without results (``broken_call_records_from``).
+window is read (``late_calls_during_read``), and one page of one window can answer
+a body without results (``broken_call_page``: its from_date and page).
 
 The data can change between runs (``add_contacts``, ``touch``, ``soft_delete``,
 ``add_groups``, ``touch_group``, ``add_calls``, ``add_call``, ``touch_call``,
@@ -86,6 +86,7 @@ _SERVER_ERROR = json.dumps({"success": False, "message": "Server error"}).encode
 CANNED_FAULTS: dict[str, tuple[int, bytes, dict[str, str]]] = {
     "429": (429, _TOO_MANY, {}),
     "429-retry-after": (429, _TOO_MANY, {"Retry-After": "1"}),
+    "rate-limit": (429, _TOO_MANY, {}),
     "500": (500, _SERVER_ERROR, {}),
     "503": (503, _SERVER_ERROR, {}),
     "502-html": (502, b"<html><body>Bad Gateway</body></html>", {}),
@@ -196,6 +197,11 @@ class FakeSmartflo:
     hang_seconds: float = 30.0
     #: Rewrites each successful data body (to serve malformed responses).
     body_filter: t.Callable[[dict[str, t.Any]], object] | None = None
+    #: The account's limit: requests in any one-second window beyond it get 429.
+    rate_limit: float = 0.0
+    #: Serve repeated identical requests from a cache (benchmarks: keeps the
+    #: server's own JSON work out of the client's measurements).
+    cache_bodies: bool = False
     base_time: datetime = datetime(2024, 5, 8, 12, 0, 0, tzinfo=UTC)
     contact_groups: int = 0
     calls: int = 0
@@ -205,7 +211,7 @@ class FakeSmartflo:
     exclusive_call_dates: bool = False
     ignore_call_dates: bool = False
     late_calls_during_read: int = 0
-    broken_call_records_from: int | None = None
+    broken_call_page: tuple[str, str] | None = None
     users: int = 0
 
     def __post_init__(self) -> None:
@@ -215,11 +221,15 @@ class FakeSmartflo:
         self.requests: list[LoggedRequest] = []
         self.store: dict[int, Contact] = {}
         self._next_id = 59848243
+        self.version = 0  # bumped by every change to the data
         self.clock = self.base_time
         self.add_contacts(self.contacts)
         self.seed_more()
         self.server: ThreadingHTTPServer | None = None
         self.token_expiry: dict[str, float] = {}
+        self._sorted: tuple[int, list[Contact]] = (-1, [])
+        self._accepted: deque[float] = deque()
+        self.body_cache: dict[tuple[object, ...], bytes] = {}
         self.failed_logins = 0
         self.issued_tokens = 0
 
@@ -229,7 +239,6 @@ class FakeSmartflo:
         self.call_store: dict[str | int, CallRecord] = {}
         self.user_store: dict[int, User] = {}
         self._call_seq = 0
-        self.call_record_requests = 0
         self.add_groups(self.contact_groups)
         now = datetime.now(UTC).replace(microsecond=0)
         self.add_calls(
@@ -243,6 +252,7 @@ class FakeSmartflo:
         """Add ``count`` contacts, each updated a few seconds after the last."""
         ids = []
         with self.lock:
+            self.version += 1
             for _ in range(count):
                 contact_id = self._next_id
                 self._next_id += self.rng.randint(1, 3)
@@ -278,6 +288,7 @@ class FakeSmartflo:
     def touch(self, contact_id: int, **changes: object) -> None:
         """Update a contact (its ``updated_at`` becomes the server's clock)."""
         with self.lock:
+            self.version += 1
             contact = self.store[contact_id]
             for key, value in changes.items():
                 setattr(contact, key, value)
@@ -286,6 +297,7 @@ class FakeSmartflo:
     def soft_delete(self, contact_id: int) -> None:
         """Soft-delete a contact: ``deleted_at`` and ``updated_at`` become now."""
         with self.lock:
+            self.version += 1
             contact = self.store[contact_id]
             contact.updated_at = contact.deleted_at = self.tick(5)
 
@@ -544,8 +556,7 @@ class FakeSmartflo:
     def list_contacts(self, params: dict[str, str]) -> dict[str, object]:
         """``GET /v1/contacts``."""
         page, limit = self.page_params(params)
-        with self.lock:
-            rows = sorted(self.store.values(), key=lambda contact: contact.id)
+        rows = self.sorted_contacts()
         if "updated_after" in params:
             after = self.parse_query_time(params["updated_after"])
             rows = [
@@ -592,11 +603,10 @@ class FakeSmartflo:
     def list_call_records(self, params: dict[str, str]) -> dict[str, object]:
         """``GET /v1/call/records``: newest first, with ``count``."""
         page, limit = self.page_params(params)
+        asked = (params.get("from_date", ""), params.get("page", "1"))
+        if asked == self.broken_call_page:
+            return {"success": False, "message": "Something went wrong"}
         with self.lock:
-            self.call_record_requests += 1
-            broken = self.broken_call_records_from
-            if broken is not None and self.call_record_requests >= broken:
-                return {"success": False, "message": "Something went wrong"}
             rows = list(self.call_store.values())
         low = high = None
         if self.ignore_call_dates:
@@ -648,6 +658,27 @@ class FakeSmartflo:
             "last_seen_id": None if last is None else self.render_id(int(last)),
             "data": [self.render_user(u) for u in chunk],
         }
+
+    def sorted_contacts(self) -> list[Contact]:
+        """Contacts in id order (sorted once per change of the data)."""
+        with self.lock:
+            if self._sorted[0] != self.version:
+                rows = sorted(self.store.values(), key=lambda contact: contact.id)
+                self._sorted = (self.version, rows)
+            return self._sorted[1]
+
+    def over_rate_limit(self) -> bool:
+        """Whether a request now exceeds the account's requests per second."""
+        if not self.rate_limit:
+            return False
+        now = time.monotonic()
+        with self.lock:
+            while self._accepted and now - self._accepted[0] >= 1.0:
+                self._accepted.popleft()
+            if len(self._accepted) >= self.rate_limit:
+                return True
+            self._accepted.append(now)
+            return False
 
     def routes(self) -> dict[tuple[str, str], object]:
         """(method, path) -> handler taking the query params, returning a body."""
@@ -771,11 +802,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.api.requests.append(entry)
         if self.api.latency:
             time.sleep(self.api.latency)
+        if self.api.over_rate_limit():
+            return self.send_fault(entry, "rate-limit")
         if fault := self.api.next_fault(url.path):
             return self.send_fault(entry, fault)
         if (method, url.path) == ("POST", "/v1/auth/login"):
             return self.send_json(entry, *self.api.login(body))
-        route = self.api.routes().get((method, url.path))
+        return self.send_route(entry, token)
+
+    def send_route(self, entry: LoggedRequest, token: str) -> None:
+        route = self.api.routes().get((entry.method, entry.path))
         if route is None:
             # The API gateway answers unknown paths with 403, not 404.
             return self.send_json(entry, 403, {"message": "Forbidden"})
@@ -789,10 +825,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send_json(
                 entry, 401, {"success": False, "message": "Unauthenticated."}
             )
-        result = route(params)  # type: ignore[operator]
+        key = (self.api.version, entry.path, tuple(sorted(entry.params.items())))
+        if self.api.cache_bodies and key in self.api.body_cache:
+            return self.send_raw(entry, 200, self.api.body_cache[key])
+        result = route(entry.params)  # type: ignore[operator]
         if self.api.body_filter is not None:
             result = self.api.body_filter(result)
-        return self.send_json(entry, 200, result)
+        payload = json.dumps(result).encode()
+        if self.api.cache_bodies:
+            self.api.body_cache[key] = payload
+        return self.send_raw(entry, 200, payload)
 
     def send_fault(self, entry: LoggedRequest, kind: str) -> None:
         entry.fault = kind

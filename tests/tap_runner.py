@@ -96,6 +96,11 @@ def _discovered_catalog() -> dict[str, t.Any]:
     return t.cast("dict[str, t.Any]", json.loads(run.stdout))
 
 
+def catalog_selecting(streams: t.Iterable[str]) -> dict[str, t.Any]:
+    """The tap's catalog with only ``streams`` selected."""
+    return selecting(copy.deepcopy(_discovered_catalog()), streams)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without any TAP_SMARTFLO_* settings of the developer's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_SMARTFLO_")}
@@ -116,7 +121,7 @@ def run_tap(
 ) -> TapRun:
     """Run the tap CLI once and capture its output (only ``streams``, if given)."""
     if streams is not None:
-        catalog = selecting(copy.deepcopy(_discovered_catalog()), streams)
+        catalog = catalog_selecting(streams)
     command = [sys.executable, "-m", "tap_smartflo"]
     for name, value in (("config", config), ("state", state), ("catalog", catalog)):
         if value is not None:

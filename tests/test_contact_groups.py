@@ -42,11 +42,12 @@ def test_contact_groups_never_ask_for_more_than_100_a_page(tap):
     with FakeSmartflo(contact_groups=230, contacts=250) as api:
         run = tap(base_config(api.url, page_size=500))
     assert len(run.records("contact_groups")) == 230
-    assert [(r.params["limit"], r.params["page"]) for r in api.requests_to(PATH)] == [
-        ("100", "1"),
-        ("100", "2"),
-        ("100", "3"),
-    ]
+    requests = api.requests_to(PATH)
+    assert {r.params["limit"] for r in requests} == {"100"}
+    pages = [r.params["page"] for r in requests]
+    # Pages 1 to 3 once each (a page or two more may have been fetched ahead).
+    assert len(pages) == len(set(pages))
+    assert {"1", "2", "3"} <= set(pages)
     # The cap is the endpoint's own: contacts still ask for what was set.
     assert {r.params["limit"] for r in api.requests_to("/v1/contacts")} == {"500"}
 

@@ -73,3 +73,11 @@ def test_keyset_that_repeats_a_key_stops_rather_than_loop():
     assert paginator.next_token(None, body, [{"id": 9}]) == 9
     with pytest.raises(PaginationError, match="repeat a page"):
         paginator.next_token(9, body, [{"id": 9}])
+
+
+def test_count_bounds_fetching_ahead_but_never_the_page_needed():
+    paginator = CountedPageNumberPaginator()
+    assert paginator.after(1) == 2  # nothing known yet: a guess is allowed
+    assert paginator.next_token(1, *page(1, 2, 3, count=7)) == 2
+    assert paginator.after(2) == 3
+    assert paginator.after(3) is None  # 3 pages of 3 hold all 7
