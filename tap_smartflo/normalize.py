@@ -319,7 +319,7 @@ class RecordNormalizer:
     schema like any other.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (keyword-only options, each optional)
         self,
         schema: dict[str, t.Any],
         *,
@@ -327,8 +327,9 @@ class RecordNormalizer:
         overrides: t.Mapping[str, Converter] | None = None,
         derived: t.Mapping[str, Source] | None = None,
         report_unknown: bool = True,
+        only: t.Collection[str] | None = None,
     ) -> None:
-        """Prepare one converter per property of ``schema``."""
+        """Prepare a converter per property of ``schema`` (only those in ``only``)."""
         self.report_unknown = report_unknown
         overrides = overrides or {}
         derived = derived or {}
@@ -346,12 +347,14 @@ class RecordNormalizer:
                 converter(name),
             )
             for name in properties
-            if name not in derived
+            if name not in derived and (only is None or name in only)
         )
         self.derived: tuple[tuple[str, Source, Converter], ...] = tuple(
-            (name, source, converter(name)) for name, source in derived.items()
+            (name, source, converter(name))
+            for name, source in derived.items()
+            if only is None or name in only
         )
-        self.known = frozenset(name for name, _, _ in self.fields)
+        self.known = frozenset(schema.get("properties", {}))
         self.unknown_seen: set[str] = set()
         self._reported: set[str] = set()
 

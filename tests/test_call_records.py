@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.fake_smartflo import IST, FakeSmartflo
-from tests.tap_runner import base_config
+from tests.tap_runner import base_config, catalog_selecting
 
 UTC = timezone.utc
 PATH = "/v1/call/records"
@@ -295,3 +295,22 @@ def test_a_server_that_ignores_the_dates_costs_more_but_loses_nothing(tap):
     ids = [r["id"] for r in run.records("call_records")]
     assert sorted(ids) == sorted(emitted_id(i) for i in api.call_store)
     assert run.stderr.count("does not filter by these dates") == 1
+
+
+def test_started_at_survives_deselecting_date_and_time(tap):
+    with FakeSmartflo(calls=20) as api:
+        config_ = config(api, now() - timedelta(days=4))
+        catalog = catalog_selecting(["call_records"])
+        entry = next(s for s in catalog["streams"] if s["stream"] == "call_records")
+        for item in entry["metadata"]:
+            if item["breadcrumb"] in (["properties", "date"], ["properties", "time"]):
+                item["metadata"]["selected"] = False
+        run = tap(config_, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    records = run.records("call_records")
+    assert len(records) == 20
+    assert all("date" not in r and "time" not in r for r in records)
+    starts = {str(c.id): c.started_at for c in api.call_store.values()}
+    assert all(
+        datetime.fromisoformat(r["started_at"]) == starts[r["id"]] for r in records
+    )
