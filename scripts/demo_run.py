@@ -17,7 +17,8 @@ OUTPUT = Path("output")
 
 def main() -> None:
     OUTPUT.mkdir(exist_ok=True)
-    with FakeSmartflo(contacts=1200) as api, tempfile.TemporaryDirectory() as tmp:
+    fake = FakeSmartflo(contacts=1200, contact_groups=12, calls=500, users=40)
+    with fake as api, tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.json"
         config.write_text(json.dumps(base_config(api.url)))
         print(f"Fake Smartflo API at {api.url}; running tap-smartflo ...")
