@@ -74,6 +74,10 @@ class SmartfloError(FatalAPIError):
     """A permanent failure, with a message that says what to fix."""
 
 
+class EndpointError(SmartfloError):
+    """The API refuses one endpoint (403, 404) while others may work."""
+
+
 class SmartfloStream(RESTStream[t.Any]):
     """A Smartflo list endpoint: pages of ``results``, normalized to the schema."""
 
@@ -98,6 +102,7 @@ class SmartfloStream(RESTStream[t.Any]):
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap)
         self._extracted_at = utc_now()  # when the page being written arrived
+        self._pages_received = 0
         self._requests_session = _session_for(
             self.url_base, connections=int(self.config["max_concurrent_requests"])
         )
@@ -355,6 +360,32 @@ class SmartfloStream(RESTStream[t.Any]):
                 return
 
     @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The stream's records; an endpoint refused from the start skips the stream.
+
+        A token may lack permission for one endpoint (and a server may lack one),
+        which should not stop the others: the stream is skipped with a warning, and
+        the run fails only when every selected stream was skipped (a wrong api_url).
+        An endpoint refused after it served pages still stops the run.
+        """
+        try:
+            yield from super().get_records(context)
+        except EndpointError as exc:
+            if self._pages_received:
+                raise
+            skipped = t.cast("t.Any", self._tap).skipped_streams
+            skipped[self.name] = str(exc)
+            selected = {s.name for s in self._tap.streams.values() if s.selected}
+            if selected <= set(skipped):
+                raise SmartfloError("; ".join(sorted(set(skipped.values())))) from None
+            self.logger.warning(
+                "Skipping stream '%s': %s. Deselect it in the catalog if this is "
+                "expected.",
+                self.name,
+                exc,
+            )
+
+    @override
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
         normalize = self.normalizer
         keys = self.primary_keys or ()
@@ -362,6 +393,7 @@ class SmartfloStream(RESTStream[t.Any]):
             request_counter.with_context(context)
             for _body, records in self.iter_pages(context):
                 request_counter.increment()
+                self._pages_received += 1
                 self._extracted_at = utc_now()
                 for raw in records:
                     try:
@@ -396,7 +428,15 @@ class SmartfloStream(RESTStream[t.Any]):
             if self.authenticator.renew_after_refusal(response.request):
                 msg = f"HTTP {status} on {self.path}: renewing the token"
                 raise RetryAtOnceError(msg, response)
-            raise SmartfloError(self._refusal_message(status))
+            if status == HTTPStatus.UNAUTHORIZED:
+                raise SmartfloError(self._refusal_message(status))
+            raise EndpointError(self._refusal_message(status))
+        if status == HTTPStatus.NOT_FOUND:
+            msg = (
+                f"Smartflo answered HTTP 404 on {self.path}: this server does not "
+                "have the endpoint (check api_url)"
+            )
+            raise EndpointError(msg)
         if (
             status in self.extra_retry_statuses
             or status >= HTTPStatus.INTERNAL_SERVER_ERROR

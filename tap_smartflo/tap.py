@@ -212,6 +212,11 @@ class TapSmartflo(Tap):
                 raise SmartfloError(msg)
 
     @cached_property
+    def skipped_streams(self) -> dict[str, str]:
+        """Streams skipped because the API refused their endpoint, and why."""
+        return {}
+
+    @cached_property
     def retry_policy(self) -> RetryPolicy:
         """How every request of this tap retries transient failures."""
         return RetryPolicy(

@@ -137,7 +137,29 @@ def test_403_names_both_causes(tap, api):
     assert_one_clear_line(run, "HTTP 403")
     assert "no permission" in run.stderr
     assert "api_url or the path is wrong" in run.stderr
-    assert len(api.requests) == 1
+    assert len(api.requests) == 4  # each stream tried once, none retried
+
+
+def test_a_refused_endpoint_skips_its_stream_and_the_others_are_extracted(tap, api):
+    # A token without permission for call records, or a server without them.
+    real_routes = api.routes
+
+    def routes_without_calls_or_users():
+        return {
+            key: route
+            for key, route in real_routes().items()
+            if key[1] not in {"/v1/call/records", "/v1/users"}
+        }
+
+    api.routes = routes_without_calls_or_users  # type: ignore[method-assign]
+    run = tap(base_config(api.url, **FAST_RETRIES))
+    assert run.returncode == 0, run.stderr
+    assert sorted(r["id"] for r in run.records()) == sorted(api.store)
+    assert "Skipping stream 'call_records'" in run.stderr
+    assert "Skipping stream 'users'" in run.stderr
+    assert "HTTP 403 on /v1/call/records" in run.stderr
+    assert run.records("call_records") == []
+    assert len(api.requests_to("/v1/call/records")) == 1
 
 
 # Transient faults
