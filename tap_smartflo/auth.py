@@ -1,30 +1,172 @@
-"""Authentication for the Smartflo API: a long-lived API token."""
+"""Authentication for the Smartflo API: a long-lived API token, or a panel login.
+
+One authenticator per tap, shared by its streams (and their threads).
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 import typing as t
+from http import HTTPStatus
 
 import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from tap_smartflo.retry import RetryPolicy
+
+LOGIN_PATH = "/v1/auth/login"
+#: Public integrations cache a login ~50 minutes when expires_in is missing.
+DEFAULT_TOKEN_SECONDS = 3000.0
+
+
+class LoginRefusedError(FatalAPIError):
+    """Smartflo refused the email and password; retrying could lock the account."""
+
 
 class SmartfloAuth(requests.auth.AuthBase):
-    """Adds ``Authorization: Bearer <api_token>`` to every request.
+    """Adds ``Authorization: Bearer <token>`` to every request."""
 
-    One instance per tap, shared by its streams.
-    """
+    #: What the user set, for error messages.
+    credential = "api_token"
 
-    def __init__(self, config: Mapping[str, t.Any]) -> None:
-        """Read the token from the tap's settings."""
-        self._api_token: str = config["api_token"]
+    def token(self) -> str:
+        """The token to send now."""
+        raise NotImplementedError
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Authenticate ``request``."""
-        request.headers["Authorization"] = f"Bearer {self._api_token}"
+        request.headers["Authorization"] = f"Bearer {self.token()}"
         return request
 
+    def worked(self, request: requests.PreparedRequest) -> None:
+        """Note that the token ``request`` carried was accepted."""
+
+    def renew_after_refusal(self, request: requests.PreparedRequest) -> bool:  # noqa: ARG002 (a long-lived token is never renewed)
+        """Whether a refused ``request`` is worth retrying with a new token."""
+        return False
+
     def __repr__(self) -> str:
-        """Never show the token."""
-        return f"{type(self).__name__}(api_token=***)"
+        """Never show a secret."""
+        return f"{type(self).__name__}(***)"
+
+
+class TokenAuth(SmartfloAuth):
+    """A long-lived API token: a refusal is final."""
+
+    def __init__(self, api_token: str) -> None:
+        """Keep the token."""
+        self._api_token = api_token
+
+    def token(self) -> str:
+        """The configured token."""
+        return self._api_token
+
+
+class LoginAuth(SmartfloAuth):
+    """Short-lived tokens from ``POST /v1/auth/login``, renewed before they expire.
+
+    A token is renewed when its ``expires_in`` (less a margin) has passed, and once
+    more when the API refuses a token that used to work. A token refused on its
+    first use is not renewed again: that is a permanent refusal, not an expiry.
+    A refused login is never retried, since the account counts failures and locks.
+    """
+
+    credential = "email and password"
+
+    def __init__(
+        self,
+        config: Mapping[str, t.Any],
+        retry: RetryPolicy,
+        session: requests.Session | None = None,
+    ) -> None:
+        """Prepare to log in with the tap's settings."""
+        self._url = str(config["api_url"]).rstrip("/") + LOGIN_PATH
+        self._email = str(config["email"])
+        self._password = str(config["password"])
+        self._timeout = float(config["request_timeout"])
+        self._retry = retry
+        self._session = session or requests.Session()
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._confirmed = False
+
+    def token(self) -> str:
+        """The current token, logging in first when there is none or it is due."""
+        with self._lock:
+            if self._token is None or time.monotonic() >= self._renew_at:
+                self._token, lifetime = self._retry.run(
+                    self._login, what="Logging in to Smartflo"
+                )
+                margin = min(60.0, lifetime * 0.1)
+                self._renew_at = time.monotonic() + lifetime - margin
+                self._confirmed = False
+            return self._token
+
+    def worked(self, request: requests.PreparedRequest) -> None:
+        """Mark the current token as one the API accepts."""
+        if _bearer(request) == self._token:
+            self._confirmed = True
+
+    def renew_after_refusal(self, request: requests.PreparedRequest) -> bool:
+        """Drop a token that stopped working; refuse to loop on a fresh one."""
+        with self._lock:
+            if _bearer(request) != self._token:
+                return True  # already renewed by another request
+            if not self._confirmed:
+                return False
+            self._token = None
+            return True
+
+    def _login(self) -> tuple[str, float]:
+        response = self._session.post(
+            self._url,
+            json={"email": self._email, "password": self._password},
+            headers={"Accept": "application/json"},
+            timeout=self._timeout,
+        )
+        status = response.status_code
+        if (
+            status == HTTPStatus.TOO_MANY_REQUESTS
+            or status >= HTTPStatus.INTERNAL_SERVER_ERROR
+        ):
+            msg = f"HTTP {status} on {LOGIN_PATH}"
+            raise RetriableAPIError(msg, response)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            # A refusal says why in JSON; anything else is a gateway's hiccup.
+            msg = f"HTTP {status} on {LOGIN_PATH} with a body that is not JSON"
+            raise RetriableAPIError(msg, response)
+        token = body.get("access_token")
+        if (
+            status < HTTPStatus.BAD_REQUEST
+            and body.get("success") is not False
+            and token
+        ):
+            return str(token), _lifetime(body.get("expires_in"))
+        reason = str(body.get("message") or f"HTTP {status}")[:200]
+        msg = (
+            f"Smartflo refused the login for {self._email} ({reason}): check email "
+            "and password (the tap does not retry, to spare the account's lock-out "
+            "counter)"
+        )
+        raise LoginRefusedError(msg)
+
+
+def _bearer(request: requests.PreparedRequest) -> str:
+    return str(request.headers.get("Authorization", "")).removeprefix("Bearer ")
+
+
+def _lifetime(expires_in: object) -> float:
+    try:
+        seconds = float(t.cast("t.Any", expires_in))
+    except (TypeError, ValueError):
+        return DEFAULT_TOKEN_SECONDS
+    return seconds if seconds > 0 else DEFAULT_TOKEN_SECONDS

@@ -22,6 +22,7 @@ from tap_smartflo.normalize import (
     parse_time,
 )
 from tap_smartflo.pagination import PageNumberPaginator
+from tap_smartflo.retry import RetryAtOnceError
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,6 +32,7 @@ if t.TYPE_CHECKING:
 
     from tap_smartflo.auth import SmartfloAuth
     from tap_smartflo.pagination import KeysetPaginator
+    from tap_smartflo.retry import RetryPolicy
 
 SCHEMAS = SchemaDirectory(resources.files(schemas))
 
@@ -80,8 +82,9 @@ class SmartfloStream(RESTStream[t.Any]):
 
     @property
     @override
-    def timeout(self) -> int:
-        return int(self.config["request_timeout"])
+    def timeout(self) -> float:  # type: ignore[override]
+        # A float, unlike the SDK's int: request_timeout may be fractional.
+        return float(self.config["request_timeout"])
 
     @property
     def normalizer(self) -> RecordNormalizer:
@@ -103,19 +106,19 @@ class SmartfloStream(RESTStream[t.Any]):
     # Requests and pages
 
     def fetch_page(self, context: Context | None, token: t.Any) -> dict[str, t.Any]:  # noqa: ANN401
-        """Request one page and return its parsed body (retrying transient faults)."""
-        paginator = self._token_holder(token)
-        prepared = self._prepare_request(context=context, page=paginator)
-        return t.cast("dict[str, t.Any]", self._fetch(prepared, context))
+        """Request one page and return its parsed body, retrying transient faults."""
+        prepared = self._prepare_request(
+            context=context, page=t.cast("t.Any", _Token(token))
+        )
+        return self.retry_policy.run(
+            lambda: self._send_and_parse(prepared, context),
+            what=f"{self.path} (page {token})",
+        )
 
-    def _fetch(
-        self, prepared: requests.PreparedRequest, context: Context | None
-    ) -> dict[str, t.Any]:
-        if getattr(self, "_decorated_fetch", None) is None:
-            self._decorated_fetch = self.request_decorator(
-                t.cast("t.Any", self._send_and_parse)
-            )
-        return t.cast("dict[str, t.Any]", self._decorated_fetch(prepared, context))
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The tap's retry policy (one for all streams)."""
+        return t.cast("t.Any", self._tap).retry_policy
 
     def _send_and_parse(
         self, prepared: requests.PreparedRequest, context: Context | None
@@ -137,12 +140,8 @@ class SmartfloStream(RESTStream[t.Any]):
                 "does not look like a Smartflo API response (check api_url)"
             )
             raise SmartfloError(msg)
+        self.authenticator.worked(response.request)
         return body
-
-    @staticmethod
-    def _token_holder(token: object) -> t.Any:  # noqa: ANN401
-        """Wrap a token the way the SDK's request builder reads it."""
-        return _Token(token)
 
     def iter_pages(
         self, context: Context | None
@@ -161,6 +160,7 @@ class SmartfloStream(RESTStream[t.Any]):
     @override
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
         normalize = self.normalizer
+        keys = self.primary_keys or ()
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
             for _body, records in self.iter_pages(context):
@@ -175,8 +175,13 @@ class SmartfloStream(RESTStream[t.Any]):
                             f"has a value the tap cannot read: {exc}"
                         )
                         raise SmartfloError(msg) from None
-                    if record is not None:
-                        yield record
+                    if record is None or any(record[k] is None for k in keys):
+                        msg = (
+                            f"A {self.name} record from {self.path} has no "
+                            f"{', '.join(keys)}: {str(raw)[:200]}"
+                        )
+                        raise SmartfloError(msg)
+                    yield record
         if normalize.unknown_seen:
             self.logger.info(
                 "Fields in %s that the schema does not have (left out): %s",
@@ -189,19 +194,11 @@ class SmartfloStream(RESTStream[t.Any]):
     @override
     def validate_response(self, response: requests.Response) -> None:
         status = response.status_code
-        if status == HTTPStatus.UNAUTHORIZED:
-            msg = (
-                f"Smartflo refused the credentials (HTTP 401 on {self.path}): check "
-                "that api_token is a valid, unexpired Smartflo API token"
-            )
-            raise SmartfloError(msg)
-        if status == HTTPStatus.FORBIDDEN:
-            msg = (
-                f"Smartflo answered HTTP 403 on {self.path}: either the token has no "
-                "permission for this endpoint, or api_url or the path is wrong "
-                "(Smartflo answers 403 for paths it does not know)"
-            )
-            raise SmartfloError(msg)
+        if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+            if self.authenticator.renew_after_refusal(response.request):
+                msg = f"HTTP {status} on {self.path}: renewing the token"
+                raise RetryAtOnceError(msg, response)
+            raise SmartfloError(self._refusal_message(status))
         if (
             status in self.extra_retry_statuses
             or status >= HTTPStatus.INTERNAL_SERVER_ERROR
@@ -210,6 +207,19 @@ class SmartfloStream(RESTStream[t.Any]):
         if status >= HTTPStatus.BAD_REQUEST:
             msg = f"Smartflo refused the request (HTTP {status} on {self.path})"
             raise SmartfloError(msg + _server_message(response))
+
+    def _refusal_message(self, status: int) -> str:
+        credential = self.authenticator.credential
+        if status == HTTPStatus.UNAUTHORIZED:
+            return (
+                f"Smartflo refused the credentials (HTTP 401 on {self.path}): check "
+                f"that {credential} is valid and not expired"
+            )
+        return (
+            f"Smartflo answered HTTP 403 on {self.path}: either the {credential} "
+            "has no permission for this endpoint, or api_url or the path is wrong "
+            "(Smartflo answers 403 for paths it does not know)"
+        )
 
     @override
     def response_error_message(self, response: requests.Response) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sys
 import typing as t
 from functools import cached_property
@@ -13,13 +14,14 @@ import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 from typing_extensions import override
 
-from tap_smartflo.auth import SmartfloAuth
+from tap_smartflo.auth import LoginAuth, SmartfloAuth, TokenAuth
 from tap_smartflo.client import SmartfloError
 from tap_smartflo.normalize import NormalizationError, parse_time
 from tap_smartflo.pagination import PaginationError
+from tap_smartflo.retry import RetryPolicy
 from tap_smartflo.streams import ContactsStream
 
 if t.TYPE_CHECKING:
@@ -112,16 +114,61 @@ class TapSmartflo(Tap):
                 "requests, never the stored bookmark."
             ),
         ),
+        th.Property(
+            "retry_max_seconds",
+            th.NumberType,
+            default=300,
+            title="Retry budget",
+            description=(
+                "Seconds the tap keeps retrying one failing request (429, 5xx, "
+                "timeouts, resets, broken bodies) before it stops with an error."
+            ),
+        ),
+        th.Property(
+            "retry_initial_seconds",
+            th.NumberType,
+            default=1,
+            title="First retry wait",
+            description=(
+                "Seconds before the first retry; each further wait doubles (with "
+                "jitter, at most 60 s). A Retry-After header from the API wins."
+            ),
+        ),
     ).to_dict()
 
     @override
     def discover_streams(self) -> list[Stream]:
         return [ContactsStream(self)]
 
+    @override
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        _hide_secrets_in_logs(self.config)
+        if self.input_catalog is not None:
+            known = {stream.tap_stream_id for stream in self.discover_streams()}
+            unknown = sorted(set(self.input_catalog) - known)
+            if unknown:
+                msg = (
+                    f"The catalog names stream(s) {', '.join(unknown)}, which "
+                    f"tap-smartflo does not have (it has: {', '.join(sorted(known))})"
+                )
+                raise SmartfloError(msg)
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        """How every request of this tap retries transient failures."""
+        return RetryPolicy(
+            initial_wait=float(self.config["retry_initial_seconds"]),
+            budget=float(self.config["retry_max_seconds"]),
+            logger=self.logger,
+        )
+
     @cached_property
     def authenticator(self) -> SmartfloAuth:
         """The one authenticator this tap's streams share."""
-        return SmartfloAuth(self.config)
+        if self.config.get("api_token"):
+            return TokenAuth(self.config["api_token"])
+        return LoginAuth(self.config, self.retry_policy)
 
     # Settings
 
@@ -157,14 +204,12 @@ class TapSmartflo(Tap):
             state = _checked_json_file(state, "--state")
             catalog = _checked_json_file(catalog, "--catalog")
             super().invoke(state=state, catalog=catalog, **kwargs)
-        except (SmartfloError, PaginationError, NormalizationError) as exc:
+        except (FatalAPIError, PaginationError, NormalizationError) as exc:
             _fail(str(exc))
-        except RetriableAPIError as exc:
-            _fail(f"Smartflo kept failing after every retry ({exc}); try again later")
         except requests.exceptions.RequestException as exc:
             _fail(
-                f"Could not reach the Smartflo API ({type(exc).__name__}) after "
-                "every retry: check api_url and the network"
+                f"Could not send a request to the Smartflo API "
+                f"({type(exc).__name__}): check api_url"
             )
 
 
@@ -182,6 +227,31 @@ def _checked_json_file(file: t.IO[str] | None, option: str) -> t.IO[str] | None:
     except ValueError as exc:
         _fail(f"The {option} file {file.name} is not valid JSON ({exc})")
     return io.StringIO(text)
+
+
+class _SecretFilter(logging.Filter):
+    """Masks secret setting values in every log line, whoever writes it."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def _hide_secrets_in_logs(config: t.Mapping[str, t.Any]) -> None:
+    secrets = [str(config[name]) for name in SECRET_SETTINGS if config.get(name)]
+    if not secrets:
+        return
+    secret_filter = _SecretFilter(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(secret_filter)
 
 
 def _mask_secrets(message: str, config: t.Mapping[str, t.Any]) -> str:
@@ -215,7 +285,12 @@ def _setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
                 f"start_date {start_date!r} is not an ISO 8601 date-time "
                 "such as 2024-01-01T00:00:00Z"
             )
-    for name, minimum in (("page_size", 1), ("request_timeout", 0.001)):
+    for name, minimum in (
+        ("page_size", 1),
+        ("request_timeout", 0.001),
+        ("retry_max_seconds", 0),
+        ("retry_initial_seconds", 0.001),
+    ):
         value = config.get(name)
         if isinstance(value, int | float) and value < minimum:
             errors.append(f"{name} must be positive, got {value}")

@@ -18,10 +18,14 @@ Run it by hand with ``python -m tests.fake_smartflo --contacts 5000``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
+import socket
 import threading
 import time
+import typing as t
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +49,43 @@ class LoggedRequest:
     params: dict[str, str]
     authorized: bool
     status: int = 0
+    fault: str | None = None
+
+
+FAULT_KINDS = (
+    "429",  # the documented body, success as a string
+    "429-retry-after",  # the same with Retry-After: 1
+    "500",
+    "502-html",  # a gateway's HTML page
+    "503",
+    "reset",  # the connection closes with no response
+    "hang",  # no response for hang_seconds
+    "truncated",  # Content-Length promises more than arrives
+    "not-json",  # 200 with an HTML body
+    "half-json",  # 200 with a complete HTTP body holding half a JSON document
+)
+
+
+_TOO_MANY = json.dumps({"success": "false", "message": "Too many requests."}).encode()
+_SERVER_ERROR = json.dumps({"success": False, "message": "Server error"}).encode()
+#: kind -> (status, body, headers) for the faults that are plain responses.
+CANNED_FAULTS: dict[str, tuple[int, bytes, dict[str, str]]] = {
+    "429": (429, _TOO_MANY, {}),
+    "429-retry-after": (429, _TOO_MANY, {"Retry-After": "1"}),
+    "500": (500, _SERVER_ERROR, {}),
+    "503": (503, _SERVER_ERROR, {}),
+    "502-html": (502, b"<html><body>Bad Gateway</body></html>", {}),
+    "not-json": (200, b"<html><body>Maintenance</body></html>", {}),
+    "half-json": (200, b'{"page": 1, "size": 10, "results": [{', {}),
+}
+
+
+@dataclass
+class Fault:
+    """One injected failure: ``kind`` from FAULT_KINDS, on ``path`` (any if None)."""
+
+    kind: str
+    path: str | None = None
 
 
 @dataclass
@@ -81,6 +122,23 @@ class FakeSmartflo:
     ignore_page: bool = False
     latency: float = 0.0
     tokens: set[str] = field(default_factory=lambda: {TOKEN})
+    #: Panel logins (email -> password) for ``POST /v1/auth/login``.
+    logins: dict[str, str] = field(default_factory=dict)
+    #: Lifetime of a token from a login, in seconds (``expires_in``).
+    token_ttl: float = 3600.0
+    #: HTTP status of a refused login (the docs do not say; 200 is the harsh case).
+    login_failure_status: int = 200
+    #: Status for an expired token (401; some gateways answer 403).
+    expired_status: int = 401
+    #: Faults to inject, in order, into the next requests (see ``Fault``).
+    faults: deque[Fault] = field(default_factory=deque)
+    #: A storm: each data request fails with this probability, with a random kind.
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = ()
+    #: Seconds a "hang" fault holds the connection before closing it.
+    hang_seconds: float = 30.0
+    #: Rewrites each successful data body (to serve malformed responses).
+    body_filter: t.Callable[[dict[str, t.Any]], object] | None = None
     base_time: datetime = datetime(2024, 5, 8, 12, 0, 0, tzinfo=UTC)
 
     def __post_init__(self) -> None:
@@ -93,6 +151,9 @@ class FakeSmartflo:
         self.clock = self.base_time
         self.add_contacts(self.contacts)
         self.server: ThreadingHTTPServer | None = None
+        self.token_expiry: dict[str, float] = {}
+        self.failed_logins = 0
+        self.issued_tokens = 0
 
     # Data
 
@@ -234,12 +295,51 @@ class FakeSmartflo:
         """(method, path) -> handler taking the query params, returning a body."""
         return {("GET", "/v1/contacts"): self.list_contacts}
 
-    def authorized(self, header: str | None) -> bool:
-        """Bearer tokens, and bare tokens as public code sends them."""
+    def token_status(self, header: str | None) -> str:
+        """ "ok", "expired" or "invalid"; Bearer tokens and bare tokens both work."""
         if not header:
-            return False
+            return "invalid"
         token = header.removeprefix("Bearer ").strip()
-        return token in self.tokens
+        if token not in self.tokens:
+            return "invalid"
+        expires = self.token_expiry.get(token)
+        return "expired" if expires is not None and time.monotonic() > expires else "ok"
+
+    def login(self, body: bytes) -> tuple[int, dict[str, object]]:
+        """``POST /v1/auth/login``: a token for a known email and password."""
+        try:
+            credentials = json.loads(body or b"{}")
+        except ValueError:
+            credentials = {}
+        email, password = credentials.get("email"), credentials.get("password")
+        with self.lock:
+            if not email or self.logins.get(email) != password:
+                self.failed_logins += 1
+                return self.login_failure_status, {
+                    "success": False,
+                    "message": "The username or password is incorrect.",
+                    "login_failed_count": self.failed_logins,
+                }
+            self.issued_tokens += 1
+            token = f"eyJ.login-{self.issued_tokens}.{self.rng.getrandbits(64):x}"
+            self.tokens.add(token)
+            self.token_expiry[token] = time.monotonic() + self.token_ttl
+        return 200, {
+            "success": True,
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": self.token_ttl,
+            "number_of_days_left": 30,
+        }
+
+    def next_fault(self, path: str) -> str | None:
+        """The fault to inject into this request, if any."""
+        with self.lock:
+            if self.faults and self.faults[0].path in {None, path}:
+                return self.faults.popleft().kind
+            if self.fault_rate and self.rng.random() < self.fault_rate:
+                return self.rng.choice(self.fault_kinds or FAULT_KINDS)
+        return None
 
     # Server
 
@@ -252,7 +352,8 @@ class FakeSmartflo:
 
     def start(self, port: int = 0) -> FakeSmartflo:
         """Start serving on 127.0.0.1 (on a free port unless ``port`` is given)."""
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        handler = type("Handler", (_Handler,), {"api": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
@@ -277,58 +378,104 @@ class FakeSmartflo:
         return [r for r in self.requests if r.path == path]
 
 
-def _handler_for(api: FakeSmartflo) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body in one segment: without this, delayed ACKs add ~40 ms
-        # to every keep-alive request and the benchmarks measure the kernel.
-        disable_nagle_algorithm = True
-        wbufsize = 1 << 16
+class _Handler(BaseHTTPRequestHandler):
+    """Serves one connection for the FakeSmartflo in ``api``."""
 
-        def log_message(self, *args: object) -> None:
-            """Stay quiet."""
+    api: FakeSmartflo
+    protocol_version = "HTTP/1.1"
+    # Headers and body in one segment: without this, delayed ACKs add ~40 ms
+    # to every keep-alive request and the benchmarks measure the kernel.
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
 
-        def do_GET(self) -> None:
-            self.handle_request("GET")
+    def log_message(self, *args: object) -> None:
+        """Stay quiet."""
 
-        def do_POST(self) -> None:
-            self.handle_request("POST")
+    def do_GET(self) -> None:
+        self.handle_request("GET")
 
-        def handle_request(self, method: str) -> None:
-            url = urlparse(self.path)
-            params = {k: v[-1] for k, v in parse_qs(url.query).items()}
-            length = int(self.headers.get("Content-Length") or 0)
-            self.request_body = self.rfile.read(length) if length else b""
-            entry = LoggedRequest(
-                method,
-                url.path,
-                params,
-                api.authorized(self.headers.get("Authorization")),
+    def do_POST(self) -> None:
+        self.handle_request("POST")
+
+    def handle_request(self, method: str) -> None:
+        url = urlparse(self.path)
+        params = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        token = self.api.token_status(self.headers.get("Authorization"))
+        entry = LoggedRequest(method, url.path, params, token == "ok")
+        with self.api.lock:
+            self.api.requests.append(entry)
+        if self.api.latency:
+            time.sleep(self.api.latency)
+        if fault := self.api.next_fault(url.path):
+            return self.send_fault(entry, fault)
+        if (method, url.path) == ("POST", "/v1/auth/login"):
+            return self.send_json(entry, *self.api.login(body))
+        route = self.api.routes().get((method, url.path))
+        if route is None:
+            # The API gateway answers unknown paths with 403, not 404.
+            return self.send_json(entry, 403, {"message": "Forbidden"})
+        if token == "expired":
+            return self.send_json(
+                entry,
+                self.api.expired_status,
+                {"success": False, "message": "Token has expired"},
             )
-            with api.lock:
-                api.requests.append(entry)
-            if api.latency:
-                time.sleep(api.latency)
-            route = api.routes().get((method, url.path))
-            if route is None:
-                # The API gateway answers unknown paths with 403, not 404.
-                return self.send_json(entry, 403, {"message": "Forbidden"})
-            if not entry.authorized:
-                return self.send_json(
-                    entry, 401, {"success": False, "message": "Unauthenticated."}
-                )
-            return self.send_json(entry, 200, route(params))  # type: ignore[operator]
+        if token != "ok":
+            return self.send_json(
+                entry, 401, {"success": False, "message": "Unauthenticated."}
+            )
+        result = route(params)  # type: ignore[operator]
+        if self.api.body_filter is not None:
+            result = self.api.body_filter(result)
+        return self.send_json(entry, 200, result)
 
-        def send_json(self, entry: LoggedRequest, status: int, body: object) -> None:
-            payload = json.dumps(body).encode()
-            entry.status = status
-            self.send_response(status)
+    def send_fault(self, entry: LoggedRequest, kind: str) -> None:
+        entry.fault = kind
+        if kind in CANNED_FAULTS:
+            status, payload, headers = CANNED_FAULTS[kind]
+            return self.send_raw(entry, status, payload, headers)
+        if kind == "hang":
+            time.sleep(self.api.hang_seconds)
+        elif kind == "truncated":
+            self.send_response(200)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Content-Length", "5000")
             self.end_headers()
-            self.wfile.write(payload)
+            self.wfile.write(b'{"page": 1, "results": [')
+            self.wfile.flush()
+        # "reset", "hang" and "truncated" end with the connection closed.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+        return None
 
-    return Handler
+    def send_json(
+        self,
+        entry: LoggedRequest,
+        status: int,
+        body: object,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_raw(entry, status, json.dumps(body).encode(), headers)
+
+    def send_raw(
+        self,
+        entry: LoggedRequest,
+        status: int,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        entry.status = status
+        self.send_response(status)
+        content_type = "application/json" if payload[:1] in b"{[" else "text/html"
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
 
 
 def main() -> None:

@@ -1,0 +1,114 @@
+"""Retrying transient failures: exponential backoff with jitter, bounded in time.
+
+Shared by the streams' page requests and the login, so that both survive the same
+faults the same way.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+import typing as t
+from dataclasses import dataclass
+
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+_T = t.TypeVar("_T")
+
+#: Failures worth trying again: the server or the network may do better next time.
+TRANSIENT = (
+    RetriableAPIError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    ConnectionResetError,
+)
+#: No wait is longer than this, whatever Retry-After says.
+LONGEST_WAIT = 120.0
+
+
+class GaveUpError(FatalAPIError):
+    """A request kept failing for the whole retry budget."""
+
+
+class RetryAtOnceError(RetriableAPIError):
+    """Retry at once, without a backoff wait (a renewed token, for example)."""
+
+
+@dataclass
+class RetryPolicy:
+    """How long to keep trying one request, and how long to wait in between."""
+
+    initial_wait: float = 1.0
+    budget: float = 300.0
+    max_wait: float = 60.0
+    logger: logging.Logger = logging.getLogger("tap-smartflo")  # noqa: RUF009
+    #: Called with each transient failure before its wait (the pacer listens here).
+    on_failure: t.Callable[[BaseException], None] | None = None
+
+    def run(self, attempt: t.Callable[[], _T], *, what: str) -> _T:
+        """Call ``attempt`` until it succeeds, a fatal error, or the budget is spent.
+
+        Raises:
+            GaveUpError: when transient failures outlast the budget.
+        """
+        start = time.monotonic()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return attempt()
+            except RetryAtOnceError:
+                continue
+            except TRANSIENT as exc:
+                if self.on_failure is not None:
+                    self.on_failure(exc)
+                reason = describe(exc)
+                wait = self.wait_after(exc, tries)
+                elapsed = time.monotonic() - start
+                if elapsed + wait > self.budget:
+                    msg = (
+                        f"{what} kept failing for {elapsed:.0f} s ({tries} tries; "
+                        f"last: {reason}). Smartflo may be down or limiting this "
+                        "account: "
+                        "try again later, or raise retry_max_seconds"
+                    )
+                    raise GaveUpError(msg) from None
+                self.logger.warning(
+                    "%s failed (%s); retry %d in %.1f s", what, reason, tries, wait
+                )
+                time.sleep(wait)
+
+    def wait_after(self, exc: BaseException, tries: int) -> float:
+        """Retry-After when the server sent one, else exponential with full jitter."""
+        if (retry_after := _retry_after(exc)) is not None:
+            return min(retry_after, LONGEST_WAIT)
+        ceiling = min(self.max_wait, self.initial_wait * 2 ** (tries - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not crypto)
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for a log line: never a URL's query or a header."""
+    if isinstance(exc, RetriableAPIError):
+        return str(exc)
+    return type(exc).__name__
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())

@@ -1,0 +1,329 @@
+"""Reliability and security: transient faults lose nothing, permanent ones end the run.
+
+Every test runs the tap CLI against the fake Smartflo over real HTTP, with faults
+injected by the server. Backoff waits are made short through the tap's own settings.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.fake_smartflo import FAULT_KINDS, TOKEN, FakeSmartflo, Fault
+from tests.tap_runner import base_config, clean_env
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FAST_RETRIES = {"retry_initial_seconds": 0.01, "retry_max_seconds": 20}
+EMAIL = "ops@example.com"
+PASSWORD = "s3cret-Pa55word-value"
+CONTACTS = "/v1/contacts"
+
+
+def login_config(api: FakeSmartflo, **settings) -> dict:
+    return {"api_url": api.url, "email": EMAIL, "password": PASSWORD, **settings}
+
+
+def assert_no_secret(run, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in run.stdout
+        assert secret not in run.stderr
+
+
+def assert_one_clear_line(run, words: str) -> None:
+    assert run.returncode == 1
+    assert words in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+# Login
+
+
+def test_login_with_email_and_password_extracts_everything(tap):
+    with FakeSmartflo(contacts=300, logins={EMAIL: PASSWORD}) as api:
+        run = tap(login_config(api))
+    assert run.returncode == 0, run.stderr
+    assert sorted(r["id"] for r in run.records()) == sorted(api.store)
+    logins = api.requests_to("/v1/auth/login")
+    assert len(logins) == 1
+    assert all(r.authorized for r in api.requests_to(CONTACTS))
+    assert_no_secret(run, PASSWORD, "eyJ.login")
+
+
+@pytest.mark.parametrize("expired_status", [401, 403])
+def test_short_lived_tokens_are_renewed_through_a_long_run(tap, expired_status):
+    # Tokens live 0.3 s; the run lasts many lifetimes.
+    with FakeSmartflo(
+        contacts=1000,
+        logins={EMAIL: PASSWORD},
+        token_ttl=0.3,
+        latency=0.03,
+        expired_status=expired_status,
+    ) as api:
+        run = tap(login_config(api, page_size=25, **FAST_RETRIES))
+    assert run.returncode == 0, run.stderr
+    assert sorted(r["id"] for r in run.records()) == sorted(api.store)
+    assert len(api.requests_to("/v1/auth/login")) >= 3
+    assert_no_secret(run, PASSWORD, "eyJ.login")
+
+
+def test_an_expired_token_is_renewed_once_on_refusal(tap):
+    # The token dies sooner than expires_in says: the 401 triggers one new login.
+    with FakeSmartflo(contacts=500, logins={EMAIL: PASSWORD}) as api:
+        api.token_ttl = 0.0
+        real_login = api.login
+
+        def login_lying_about_lifetime(body: bytes):
+            status, payload = real_login(body)
+            payload["expires_in"] = 3600
+            return status, payload
+
+        api.login = login_lying_about_lifetime  # type: ignore[method-assign]
+        run = tap(login_config(api, **FAST_RETRIES))
+    # Each token works for no request, so the tap must give up, not loop.
+    assert_one_clear_line(run, "refused the credentials")
+    assert "email and password" in run.stderr
+    assert len(api.requests_to("/v1/auth/login")) == 1
+
+
+@pytest.mark.parametrize("status", [200, 401, 422])
+def test_a_refused_login_fails_at_once_without_retry(tap, status):
+    with FakeSmartflo(
+        contacts=50, logins={EMAIL: "another"}, login_failure_status=status
+    ) as api:
+        run = tap(login_config(api, **FAST_RETRIES))
+    assert_one_clear_line(run, f"refused the login for {EMAIL}")
+    assert "The username or password is incorrect." in run.stderr
+    assert len(api.requests_to("/v1/auth/login")) == 1
+    assert api.requests_to(CONTACTS) == []
+    assert run.records() == []
+    assert_no_secret(run, PASSWORD)
+
+
+def test_login_survives_a_transient_server_error(tap):
+    with FakeSmartflo(contacts=50, logins={EMAIL: PASSWORD}) as api:
+        api.faults.append(Fault("503", "/v1/auth/login"))
+        run = tap(login_config(api, **FAST_RETRIES))
+    assert run.returncode == 0, run.stderr
+    assert len(run.records()) == 50
+    assert len(api.requests_to("/v1/auth/login")) == 2
+
+
+# Refused tokens and wrong paths
+
+
+def test_a_refused_api_token_ends_the_run_fast(tap, api):
+    run = tap(base_config(api.url, api_token="not-the-token-value", **FAST_RETRIES))
+    assert_one_clear_line(run, "check that api_token is valid")
+    assert len(api.requests) == 1
+    assert_no_secret(run, "not-the-token-value")
+
+
+def test_403_names_both_causes(tap, api):
+    run = tap(base_config(api.url + "/wrong", **FAST_RETRIES))
+    assert_one_clear_line(run, "HTTP 403")
+    assert "no permission" in run.stderr
+    assert "api_url or the path is wrong" in run.stderr
+    assert len(api.requests) == 1
+
+
+# Transient faults
+
+
+def clean_records(api: FakeSmartflo, tap) -> list[dict]:
+    run = tap(base_config(api.url, page_size=50))
+    assert run.returncode == 0, run.stderr
+    return run.records()
+
+
+@pytest.mark.parametrize("kind", [k for k in FAULT_KINDS if k != "hang"])
+def test_each_transient_fault_is_retried_and_loses_nothing(tap, kind):
+    with FakeSmartflo(contacts=260) as api:
+        expected = clean_records(api, tap)
+        api.requests.clear()
+        api.faults.extend([Fault(kind, CONTACTS), Fault(kind, CONTACTS)])
+        run = tap(base_config(api.url, page_size=50, **FAST_RETRIES))
+    assert run.returncode == 0, run.stderr
+    assert run.records() == expected
+    assert [r.fault for r in api.requests].count(kind) == 2
+    assert "retry" in run.stderr
+
+
+def test_a_hanging_request_is_abandoned_after_request_timeout(tap):
+    with FakeSmartflo(contacts=120, hang_seconds=60) as api:
+        api.faults.append(Fault("hang", CONTACTS))
+        run = tap(
+            base_config(api.url, page_size=50, request_timeout=0.5, **FAST_RETRIES),
+            timeout=30,
+        )
+    assert run.returncode == 0, run.stderr
+    assert len(run.records()) == 120
+    assert "ReadTimeout" in run.stderr
+
+
+def test_retry_after_is_honoured(tap):
+    with FakeSmartflo(contacts=60) as api:
+        api.faults.append(Fault("429-retry-after", CONTACTS))
+        run = tap(base_config(api.url, **FAST_RETRIES))
+    assert run.returncode == 0, run.stderr
+    assert "retry 1 in 1.0 s" in run.stderr
+
+
+def test_a_storm_of_faults_emits_every_record_exactly_as_a_clean_run(tap):
+    with FakeSmartflo(contacts=3000) as api:
+        expected = clean_records(api, tap)
+        api.requests.clear()
+        api.fault_rate = 0.3
+        api.fault_kinds = tuple(k for k in FAULT_KINDS if k != "hang")
+        run = tap(base_config(api.url, page_size=50, **FAST_RETRIES))
+    assert run.returncode == 0, run.stderr
+    assert run.records() == expected
+    faults = [r.fault for r in api.requests if r.fault]
+    assert len(set(faults)) >= 5, faults
+
+
+def test_endless_failure_gives_up_within_the_budget_with_a_clear_error(tap):
+    with FakeSmartflo(contacts=60, fault_rate=1.0, fault_kinds=("503",)) as api:
+        run = tap(
+            base_config(api.url, retry_initial_seconds=0.05, retry_max_seconds=1.5)
+        )
+    assert_one_clear_line(run, "kept failing")
+    assert "retry_max_seconds" in run.stderr
+    assert 3 <= len(api.requests) < 40
+
+
+def test_an_unreachable_api_fails_with_a_clear_error(tap):
+    with FakeSmartflo() as api:
+        url = api.url
+    run = tap(base_config(url, retry_initial_seconds=0.05, retry_max_seconds=0.5))
+    assert_one_clear_line(run, "kept failing")
+    assert "ConnectionError" in run.stderr
+
+
+# Bad input
+
+
+def test_a_state_file_that_is_not_json_is_a_clear_error(tap, api, tmp_path):
+    bad = tmp_path / "state.txt"
+    bad.write_text("{not json")
+    run = tap(base_config(api.url), args=["--state", str(bad)])
+    assert_one_clear_line(run, "--state file")
+    assert "is not valid JSON" in run.stderr
+    assert api.requests == []
+
+
+def test_an_unknown_stream_in_the_catalog_is_a_clear_error(tap, api):
+    catalog = json.loads(tap(base_config(api.url), args=["--discover"]).stdout)
+    typo = json.loads(json.dumps(catalog["streams"][0]))
+    typo["tap_stream_id"] = typo["stream"] = "contactz"
+    catalog["streams"].append(typo)
+    run = tap(base_config(api.url), catalog=catalog)
+    assert_one_clear_line(run, "contactz")
+    assert "does not have" in run.stderr
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("mangle", "words"),
+    [
+        (lambda body: {"page": 1, "data": []}, "without a 'results' list"),
+        (lambda body: [body], "without a 'results' list"),
+        (
+            lambda body: {**body, "results": [{"name": "no id"}, *body["results"]]},
+            "has no id",
+        ),
+        (
+            lambda body: {**body, "results": [{**body["results"][0], "id": "x1"}]},
+            "field 'id'",
+        ),
+    ],
+    ids=["no-results", "not-an-object", "record-without-id", "non-numeric-id"],
+)
+def test_a_malformed_response_ends_the_run_with_a_clear_error(tap, mangle, words):
+    with FakeSmartflo(contacts=30, body_filter=mangle) as api:
+        run = tap(base_config(api.url, **FAST_RETRIES))
+    assert_one_clear_line(run, words)
+    assert len(api.requests) == 1
+
+
+# Secrets
+
+
+@pytest.mark.parametrize("mode", ["token", "login"])
+def test_no_secret_appears_at_any_log_level(tap, mode):
+    with FakeSmartflo(contacts=200, logins={EMAIL: PASSWORD}, token_ttl=0.2) as api:
+        api.faults.extend(
+            [Fault("500", CONTACTS), Fault("429", CONTACTS), Fault("reset", CONTACTS)]
+        )
+        config = (
+            base_config(api.url, page_size=50, **FAST_RETRIES)
+            if mode == "token"
+            else login_config(api, page_size=50, **FAST_RETRIES)
+        )
+        run = tap(config, env=clean_env(LOGLEVEL="DEBUG"))
+        issued = [t for t in api.tokens if t.startswith("eyJ")]
+    assert run.returncode == 0, run.stderr
+    assert "DEBUG" in run.stderr
+    assert_no_secret(run, TOKEN, PASSWORD, *issued)
+
+
+# Resumable
+
+
+def sync_until_killed(
+    config: dict, state: dict, tmp_path: Path, sig: int, records: int
+):
+    """Start the tap, stop it with ``sig`` after ``records`` records; return output."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tap_smartflo",
+            "--config",
+            str(tmp_path / "config.json"),
+            "--state",
+            str(tmp_path / "state.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(),
+    )
+    assert process.stdout is not None
+    lines, seen = [], 0
+    for line in process.stdout:
+        lines.append(line)
+        seen += '"type":"RECORD"' in line.replace(" ", "")
+        if seen >= records:
+            process.send_signal(sig)
+            break
+    lines += process.stdout.readlines()
+    process.wait(timeout=30)
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])
+def test_a_killed_run_resumed_from_its_last_state_loses_nothing(tap, tmp_path, sig):
+    with FakeSmartflo(contacts=2000, latency=0.01) as api:
+        first = tap(base_config(api.url))
+        api.tick(3600)
+        changed = list(api.store)[::3]
+        for contact_id in changed:
+            api.touch(contact_id, name="changed")
+        config = base_config(api.url, page_size=50)
+        messages = sync_until_killed(config, first.final_state, tmp_path, sig, 300)
+        emitted = {m["record"]["id"] for m in messages if m["type"] == "RECORD"}
+        assert len(emitted) < len(changed)
+        states = [m["value"] for m in messages if m["type"] == "STATE"]
+        resumed = tap(config, state=states[-1] if states else first.final_state)
+    assert resumed.returncode == 0, resumed.stderr
+    emitted |= {r["id"] for r in resumed.records()}
+    assert set(changed) <= emitted
