@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import yaml
 
+from scripts.plugin_settings import about, expected_settings
 from tests.fake_smartflo import TOKEN, FakeSmartflo
 from tests.meltano_runner import REPO
-from tests.plugin_settings import about, expected_settings
 from tests.test_plugin_definitions import HUB_YML
 
 if t.TYPE_CHECKING:

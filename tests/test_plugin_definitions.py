@@ -8,11 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.plugin_settings import about, expected_settings
+from scripts.plugin_settings import HUB_YML, MELTANO_YML, about, expected_settings
 
 REPO = Path(__file__).resolve().parent.parent
-MELTANO_YML = REPO / "meltano.yml"
-HUB_YML = REPO / "hub" / "extractors" / "tap-smartflo" / "smartflo-community.yml"
 #: Setting attributes that the tap's settings schema decides.
 COMPARED = ("name", "label", "kind", "sensitive", "options", "value", "description")
 
@@ -52,7 +50,7 @@ def test_every_setting_is_declared_as_about_describes_it(about_json, definition)
         for setting in expected_settings(about_json)
         if declared.get(setting["name"]) != expected[setting["name"]]
     ]
-    # The message is the YAML to paste: `python -m tests.plugin_settings` prints all.
+    # `python -m scripts.plugin_settings` declares them all.
     assert not wanted, "declare these settings:\n" + yaml.safe_dump(
         wanted, sort_keys=False
     )

@@ -3,18 +3,24 @@
 The tap's settings schema (``tap.py``) is the one source of truth. meltano.yml and the
 Meltano Hub definition repeat it in Meltano's terms (``kind``, ``label``,
 ``sensitive``...); the tests compare them with what this module derives, so a setting
-added to the tap fails the tests until both files declare it. To print the entries
-to paste: ``python -m tests.plugin_settings``.
+added to the tap fails the tests until both files declare it. Run after changing a
+setting: ``.venv/bin/python -m scripts.plugin_settings`` rewrites both.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import typing as t
+from pathlib import Path
 
 import yaml
+
+PROJECT = Path(__file__).resolve().parent.parent
+MELTANO_YML = PROJECT / "meltano.yml"
+HUB_YML = PROJECT / "hub" / "extractors" / "tap-smartflo" / "smartflo-community.yml"
 
 #: JSON Schema type -> Meltano setting kind.
 KIND_OF_TYPE = {
@@ -110,5 +116,42 @@ def expected_settings(about_json: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     return settings
 
 
+def _dump(value: object) -> str:
+    return yaml.safe_dump(value, sort_keys=False, width=88)
+
+
+def rewrite_meltano_yml(settings: list[dict[str, t.Any]]) -> None:
+    """Replace the extractor's ``settings:`` in meltano.yml, keeping the rest as is."""
+    text = MELTANO_YML.read_text()
+    extractor = text.index("\n  - name: tap-smartflo\n")
+    start = text.index("\n    settings:\n", extractor) + len("\n    settings:\n")
+    loaders = re.search(r"^  loaders:$", text, re.MULTILINE)
+    end = loaders.start() if loaders else len(text)
+    block = "".join(f"    {line}\n" for line in _dump(settings).splitlines())
+    MELTANO_YML.write_text(text[:start] + block + text[end:])
+
+
+def rewrite_hub_definition(about_json: dict[str, t.Any]) -> None:
+    """Rewrite the Hub definition's settings and capabilities, keys sorted as Hub's."""
+    text = HUB_YML.read_text()
+    comments = "".join(
+        line for line in text.splitlines(keepends=True) if line.startswith("#")
+    )
+    definition = yaml.safe_load(text)
+    definition["capabilities"] = sorted(about_json["capabilities"])
+    definition["settings"] = sorted(
+        (dict(sorted(entry.items())) for entry in expected_settings(about_json)),
+        key=lambda entry: entry["name"],
+    )
+    HUB_YML.write_text(comments + _dump(dict(sorted(definition.items()))))
+
+
+def main() -> None:
+    """Bring meltano.yml and the Hub definition in step with ``--about``."""
+    about_json = about()
+    rewrite_meltano_yml(expected_settings(about_json))
+    rewrite_hub_definition(about_json)
+
+
 if __name__ == "__main__":
-    yaml.safe_dump(expected_settings(about()), sys.stdout, sort_keys=False, width=88)
+    main()
