@@ -7,7 +7,7 @@ import typing as t
 import pytest
 
 from tests.fake_smartflo import FakeSmartflo
-from tests.meltano_runner import Meltano, RequestRecorder
+from tests.meltano_runner import MELTANO, Meltano, RequestRecorder
 from tests.tap_runner import TapRun, run_tap
 
 if t.TYPE_CHECKING:
@@ -44,6 +44,7 @@ def meltano_installed(
     tmp_path_factory: pytest.TempPathFactory, watchdog: RequestRecorder
 ) -> Meltano:
     """``meltano install`` of this project, once per session, into a fresh folder."""
+    assert MELTANO.exists(), "Meltano is missing: pip install -e '.[dev,meltano]'"
     base = tmp_path_factory.mktemp("meltano")
     meltano = Meltano(base / ".meltano", base / "install.db", watchdog.url)
     meltano.ok("install")

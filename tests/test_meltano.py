@@ -8,10 +8,9 @@ from datetime import datetime, timedelta
 
 import yaml
 
-from scripts.plugin_settings import about, expected_settings
+from scripts.plugin_settings import HUB_YML, about, expected_settings
 from tests.fake_smartflo import TOKEN, FakeSmartflo
 from tests.meltano_runner import REPO
-from tests.test_plugin_definitions import HUB_YML
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -49,7 +48,7 @@ def test_install_asks_meltano_hub_nothing(meltano_installed, watchdog: RequestRe
     assert (meltano_installed.sys_dir / "loaders/target-postgres/venv").is_dir()
 
 
-def test_run_writes_every_contact_then_the_schedule_writes_only_changes(
+def test_run_writes_every_contact_then_the_schedule_writes_the_changes(
     meltano: Meltano, tmp_path: Path, watchdog: RequestRecorder
 ):
     output = tmp_path / "output"
@@ -78,6 +77,7 @@ def test_run_writes_every_contact_then_the_schedule_writes_only_changes(
     overlap = {
         c.id for c in api.store.values() if old - lookback() <= c.updated_at <= old
     }
+    # The changes, and the few contacts of the lookback window before the bookmark.
     assert set(second) == {*changed, deleted, *added} | overlap
     assert len(second) == len(set(second))
     assert len(overlap) < 60
