@@ -141,6 +141,17 @@ def test_meltano_run_into_postgres_upserts_updates_and_soft_deletes(
     live = {i for i, c in api.store.items() if c.deleted_at is None}
     assert {i for i, row in second.items() if row["deleted_at"] is None} == live
     assert len(live) == len(api.store) - 1
+    # What the README tells users: the deletion is in deleted_at, not _sdc_deleted_at,
+    # and a view over deleted_at IS NULL lists the live contacts.
+    assert all(row["_sdc_deleted_at"] is None for row in second.values())
+    view = (
+        "CREATE VIEW smartflo.live_contacts AS"
+        " SELECT * FROM smartflo.contacts WHERE deleted_at IS NULL"
+    )
+    with psycopg.connect(dbname=database) as connection:
+        connection.execute(view)
+        found = connection.execute("SELECT id FROM smartflo.live_contacts").fetchall()
+    assert {row[0] for row in found} == live
     # The primary key the target made is what keeps it at one row per contact.
     key = scalar(
         database,
