@@ -60,17 +60,20 @@ def line_counts(folder: Path) -> dict[Path, int]:
 
 def show_new_records(
     before: dict[Path, int], folder: Path, *, rows: int = ROWS_SHOWN
-) -> list[dict]:
-    """Print, per file, how many records this run wrote and the first few."""
-    written: list[dict] = []
+) -> dict[str, list[dict]]:
+    """Print, per file, how many records this run wrote and the first few.
+
+    Returns:
+        The records this run wrote, by file name (the stream's, by default).
+    """
+    written: dict[str, list[dict]] = {}
     for path, count in line_counts(folder).items():
         lines = path.read_text(encoding="utf-8").splitlines()[before.get(path, 0) :]
-        records = [json.loads(line) for line in lines]
+        written[path.stem] = [json.loads(line) for line in lines]
         shown = _relative(path)
         print(f"  {path.stem}: {len(lines)} records written -> {shown} ({count} lines)")
-        for record in records[:rows]:
+        for record in written[path.stem][:rows]:
             show(record)
-        written += records
     if not written:
         print(f"  no records written under {_relative(folder)}")
     return written
@@ -146,12 +149,12 @@ def demo_run(env: dict[str, str]) -> None:
         before = line_counts(folder)
         meltano(f"--environment={environment}", "run", *JOB, env=env, quiet=True)
     print("\nSecond run, only what changed:")
-    written = show_new_records(before, folder, rows=0)
+    contacts = show_new_records(before, folder, rows=0).get("contacts", [])
     news = {*changed, ids[2], *added}
-    for record in written:
+    for record in contacts:
         if record["id"] in news:
             show(record)
-    overlap = {record["id"] for record in written} - news
+    overlap = {record["id"] for record in contacts} - news
     print(
         f"  ... and {len(overlap)} unchanged contacts re-read from the minutes just"
         " before the previous bookmark (lookback_minutes, for changes Smartflo"
