@@ -148,7 +148,7 @@ def demo_run(env: dict[str, str]) -> None:
         )
         before = line_counts(folder)
         meltano(f"--environment={environment}", "run", *JOB, env=env, quiet=True)
-    print("\nSecond run, only what changed:")
+    print("\nSecond run, incremental: the changes")
     contacts = show_new_records(before, folder, rows=0).get("contacts", [])
     news = {*changed, ids[2], *added}
     for record in contacts:
