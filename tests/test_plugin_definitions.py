@@ -70,6 +70,39 @@ def test_secrets_are_sensitive_passwords(about_json, definition):
         assert (setting["kind"] == "password") is is_secret, setting["name"]
 
 
+#: The Meltano kinds that can hold a value of each JSON type.
+KINDS_FOR_TYPE = {
+    "string": {"string", "password", "date_iso8601", "options", "email", "file"},
+    "integer": {"integer"},
+    "number": {"decimal"},
+    "boolean": {"boolean"},
+    "object": {"object"},
+    "array": {"array"},
+}
+
+
+def json_types(schema: dict[str, t.Any]) -> set[str]:
+    declared = schema.get("type", [])
+    types = {declared} if isinstance(declared, str) else set(declared)
+    for member in schema.get("anyOf", []) + schema.get("oneOf", []):
+        if isinstance(member, dict):
+            types |= json_types(member)
+    return types - {"null"}
+
+
+def test_kinds_fit_the_json_types(about_json, definition):
+    # Checked apart from scripts/plugin_settings: every kind can hold the values
+    # the tap's schema allows (for a choice of types, at least one of them).
+    for setting in definition["settings"]:
+        schema = {"properties": about_json["settings"]["properties"]}
+        for part in setting["name"].split("."):
+            schema = schema["properties"][part]
+        allowed = set().union(*(KINDS_FOR_TYPE[name] for name in json_types(schema)))
+        assert setting["kind"] in allowed, (setting["name"], setting["kind"], allowed)
+        if schema.get("format") == "date-time":
+            assert setting["kind"] == "date_iso8601", setting["name"]
+
+
 def test_every_setting_has_a_label_and_a_description(definition):
     for setting in definition["settings"]:
         assert setting.get("label"), setting["name"]
