@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import typing as t
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import cached_property
 from http import HTTPStatus
 from importlib import resources
 
-from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
+import msgspec
+import requests
+from singer_sdk import RESTStream, SchemaDirectory
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
@@ -27,14 +35,18 @@ from tap_smartflo.retry import RetryAtOnceError
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
-    import requests
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
     from tap_smartflo.auth import SmartfloAuth
+    from tap_smartflo.pacing import Pacer
     from tap_smartflo.pagination import KeysetPaginator
     from tap_smartflo.retry import RetryPolicy
 
 SCHEMAS = SchemaDirectory(resources.files(schemas))
+#: Pages are parsed with msgspec (three times faster than requests' own parser);
+#: decimals stay exact.
+_JSON = msgspec.json.Decoder(float_hook=Decimal)
 
 #: The format of ``updated_after`` and similar query times: naive wall-clock time.
 #: The tap sends UTC wall-clock time. A server that reads it as UTC gets exactly what
@@ -55,7 +67,6 @@ class SmartfloError(FatalAPIError):
 class SmartfloStream(RESTStream[t.Any]):
     """A Smartflo list endpoint: pages of ``results``, normalized to the schema."""
 
-    schema = StreamSchema(SCHEMAS)
     #: Where the records are in a page's body.
     records_key = "results"
     #: Records are projected onto the schema by RecordNormalizer, which yields
@@ -64,6 +75,19 @@ class SmartfloStream(RESTStream[t.Any]):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: Time zone of naive times in this endpoint's records.
     naive_tz = IST
+
+    @override
+    def __init__(self, tap: Tap) -> None:
+        super().__init__(tap)
+        self._requests_session = _session_for(
+            self.url_base, connections=int(self.config["max_concurrent_requests"])
+        )
+
+    @cached_property
+    @override
+    def schema(self) -> dict[str, t.Any]:
+        # Loaded once: the SDK reads a stream's schema for every record.
+        return SCHEMAS.get_schema(self.name, key_properties=self.primary_keys)
 
     @property
     @override
@@ -105,27 +129,56 @@ class SmartfloStream(RESTStream[t.Any]):
 
     # Requests and pages
 
-    def fetch_page(self, context: Context | None, token: t.Any) -> dict[str, t.Any]:  # noqa: ANN401
-        """Request one page and return its parsed body, retrying transient faults."""
-        prepared = self._prepare_request(
-            context=context, page=t.cast("t.Any", _Token(token))
-        )
-        return self.retry_policy.run(
-            lambda: self._send_and_parse(prepared, context),
-            what=f"{self.path} (page {token})",
-        )
-
     @property
     def retry_policy(self) -> RetryPolicy:
         """The tap's retry policy (one for all streams)."""
         return t.cast("t.Any", self._tap).retry_policy
+
+    @property
+    def pacer(self) -> Pacer:
+        """The tap's pacer: one account, one rate limit, for all streams."""
+        return t.cast("t.Any", self._tap).pacer
+
+    def prepare_page(
+        self,
+        context: Context | None,
+        token: t.Any,  # noqa: ANN401
+    ) -> requests.PreparedRequest:
+        """Build the request for the page ``token``."""
+        return self._prepare_request(
+            context=context, page=t.cast("t.Any", _Token(token))
+        )
+
+    def fetch_page(
+        self,
+        prepared: requests.PreparedRequest,
+        context: Context | None,
+        what: str,
+        cancelled: threading.Event | None = None,
+    ) -> dict[str, t.Any]:
+        """Send ``prepared`` and return the parsed body, retrying transient faults."""
+
+        def attempt() -> dict[str, t.Any]:
+            if cancelled is not None and cancelled.is_set():
+                raise _CancelledError
+            started = self.pacer.wait()
+            try:
+                body = self._send_and_parse(prepared, context)
+            except RetriableAPIError as exc:
+                if _status(exc) == HTTPStatus.TOO_MANY_REQUESTS:
+                    self.pacer.throttled(started)
+                raise
+            self.pacer.succeeded(started)
+            return body
+
+        return self.retry_policy.run(attempt, what=what, cancelled=cancelled)
 
     def _send_and_parse(
         self, prepared: requests.PreparedRequest, context: Context | None
     ) -> dict[str, t.Any]:
         response = self._request(prepared, context)
         try:
-            body = response.json()
+            body = _JSON.decode(response.content)
         except ValueError as exc:
             msg = (
                 f"{self.path} answered {response.status_code} with a body that is "
@@ -146,11 +199,62 @@ class SmartfloStream(RESTStream[t.Any]):
     def iter_pages(
         self, context: Context | None
     ) -> Iterator[tuple[dict[str, t.Any], list[t.Any]]]:
-        """Yield (body, raw records) for every page, in page order."""
+        """Yield (body, raw records) for every page, in page order.
+
+        Page numbers are known in advance, so the next pages are fetched while the
+        current one is processed. Once a full page arrives, the page after it is
+        surely needed (more records, or the empty page that ends the data), so it
+        is requested at once. Fetching further ahead is a guess that may end past
+        the last page: the tap does it only when it had to wait for a page
+        (latency, not CPU, is the limit), doubling the pages in flight up to
+        ``max_concurrent_requests``; at most that many minus one are wasted at
+        the end. Pages leave in order, each judged (end, repeat) before its
+        records are emitted.
+        """
         paginator = self.new_paginator()
+        workers = int(self.config["max_concurrent_requests"])
+        if not isinstance(paginator, PageNumberPaginator) or workers == 1:
+            yield from self._iter_pages_in_turn(context, paginator)
+            return
+        cancelled = threading.Event()
+        pool = ThreadPoolExecutor(workers, thread_name_prefix=self.name)
+        in_flight: deque[tuple[int, Future[dict[str, t.Any]]]] = deque()
+
+        def request(token: int) -> None:
+            prepared = self.prepare_page(context, token)
+            what = f"{self.path} (page {token})"
+            future = pool.submit(self.fetch_page, prepared, context, what, cancelled)
+            in_flight.append((token, future))
+
+        ahead = 1
+        try:
+            request(paginator.start)
+            while in_flight:
+                token, future = in_flight.popleft()
+                waited = not future.done()
+                body = future.result()
+                records = body[self.records_key]
+                if paginator.next_token(token, body, records) is not None:
+                    if waited:
+                        ahead = min(ahead * 2, workers)
+                    last = in_flight[-1][0] if in_flight else token
+                    while len(in_flight) < ahead:
+                        last = paginator.after(last)
+                        request(last)
+                else:
+                    in_flight.clear()
+                yield body, records
+        finally:
+            cancelled.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _iter_pages_in_turn(
+        self, context: Context | None, paginator: PageNumberPaginator | KeysetPaginator
+    ) -> Iterator[tuple[dict[str, t.Any], list[t.Any]]]:
         token: t.Any = paginator.start
         while token is not None:
-            body = self.fetch_page(context, token)
+            prepared = self.prepare_page(context, token)
+            body = self.fetch_page(prepared, context, f"{self.path} (page {token})")
             records = body[self.records_key]
             # Judged before the records leave: a repeated page is never emitted.
             next_token = paginator.next_token(token, body, records)
@@ -224,6 +328,34 @@ class SmartfloStream(RESTStream[t.Any]):
     @override
     def response_error_message(self, response: requests.Response) -> str:
         return f"HTTP {response.status_code} on {self.path}" + _server_message(response)
+
+
+def _session_for(url: str, connections: int) -> requests.Session:
+    """A session that reads proxy and CA settings from the environment once.
+
+    requests otherwise scans the whole environment for proxies on every request,
+    which costs more CPU than parsing the page. It keeps a connection alive for
+    each concurrent request.
+    """
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, connections))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    session.verify = (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    )
+    session.trust_env = False
+    return session
+
+
+class _CancelledError(Exception):
+    """The page is no longer wanted (the stream ended or failed)."""
+
+
+def _status(exc: RetriableAPIError) -> int | None:
+    response = exc.response
+    return None if response is None else response.status_code
 
 
 class _Token:

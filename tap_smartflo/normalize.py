@@ -8,9 +8,11 @@ with a colon in the offset, and integers for numeric ids.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import typing as t
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pendulum
 import pendulum.parsing.exceptions
@@ -98,8 +100,10 @@ def to_utc_rfc3339(value: object, *, naive_tz: timezone = IST) -> str | None:
     ``...+00:00``) are rewritten without parsing: this runs for every timestamp of
     every record.
     """
+    if value is None:
+        return None
     if value.__class__ is str:
-        text = t.cast("str", value)
+        text: str = value  # type: ignore[assignment]
         if len(text) == 24 and text.endswith("+0000") and text[10] == "T":  # noqa: PLR2004
             return text[:_SECONDS_LEN] + "+00:00"
         if len(text) == 25 and text.endswith("+00:00") and text[10] == "T":  # noqa: PLR2004
@@ -133,22 +137,26 @@ def to_int(value: object) -> int | None:
 def to_text(value: object) -> str | None:
     """Return a free-form value as text (JSON for numbers, booleans and structures)."""
     if value is None or value.__class__ is str:
-        return t.cast("str | None", value)
+        return value  # type: ignore[return-value]
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
-def to_number(value: object) -> float | int | None:
-    """Return a number that arrived as a number or a numeric string."""
-    if value is None or value.__class__ in {int, float}:
-        return t.cast("float | int | None", value)
+def to_number(value: object) -> Decimal | int | None:
+    """Return a number that arrived as a number or a numeric string (exactly)."""
+    if value is None or value.__class__ in {int, Decimal}:
+        return value  # type: ignore[return-value]
+    if isinstance(value, float):
+        return Decimal(repr(value))
     if isinstance(value, str):
         text = value.strip()
         if text == "":
             return None
-        try:
-            return int(text) if text.lstrip("-").isdigit() else float(text)
-        except ValueError:
-            pass
+        if text.lstrip("-").isdigit():
+            return int(text)
+        with contextlib.suppress(ArithmeticError):
+            number = Decimal(text)
+            if number.is_finite():
+                return number
     msg = f"{value!r} is not a number"
     raise NormalizationError(msg)
 
@@ -183,7 +191,7 @@ def converter_for(  # noqa: PLR0911 (one return per JSON type)
     """
     types = _types(schema)
     if "object" in types and "properties" in schema:
-        return RecordNormalizer(schema, naive_tz=naive_tz)
+        return RecordNormalizer(schema, naive_tz=naive_tz, report_unknown=False)
     if "object" in types:
         return _free_object
     if "array" in types:
@@ -195,8 +203,23 @@ def converter_for(  # noqa: PLR0911 (one return per JSON type)
     if "boolean" in types:
         return to_bool
     if schema.get("format") == "date-time":
+        if naive_tz is IST:
+            return to_utc_rfc3339
         return lambda value: to_utc_rfc3339(value, naive_tz=naive_tz)
     return to_text
+
+
+def _ready_types(schema: dict[str, t.Any]) -> frozenset[type]:
+    """Python types that need no conversion to fit ``schema`` (never times)."""
+    types = _types(schema)
+    ready: set[type] = {type(None)} if "null" in types else set()
+    if "string" in types and "format" not in schema:
+        ready.add(str)
+    if "integer" in types:
+        ready.add(int)
+    if "boolean" in types:
+        ready.add(bool)
+    return frozenset(ready)
 
 
 def _free_object(value: object) -> dict[str, t.Any] | None:
@@ -231,14 +254,20 @@ class RecordNormalizer:
         *,
         naive_tz: timezone = IST,
         overrides: t.Mapping[str, Converter] | None = None,
+        report_unknown: bool = True,
     ) -> None:
         """Prepare one converter per property of ``schema``."""
+        self.report_unknown = report_unknown
         overrides = overrides or {}
-        self.fields: tuple[tuple[str, Converter], ...] = tuple(
-            (name, overrides.get(name) or converter_for(prop, naive_tz=naive_tz))
+        self.fields: tuple[tuple[str, frozenset[type], Converter], ...] = tuple(
+            (
+                name,
+                frozenset() if name in overrides else _ready_types(prop),
+                overrides.get(name) or converter_for(prop, naive_tz=naive_tz),
+            )
             for name, prop in schema.get("properties", {}).items()
         )
-        self.known = frozenset(name for name, _ in self.fields)
+        self.known = frozenset(name for name, _, _ in self.fields)
         self.unknown_seen: set[str] = set()
 
     def __call__(self, raw: object) -> dict[str, t.Any] | None:
@@ -249,19 +278,25 @@ class RecordNormalizer:
         """
         if raw is None:
             return None
-        if not isinstance(raw, dict):
+        if raw.__class__ is not dict:
             msg = f"{raw!r} is not an object"
             raise NormalizationError(msg)
         try:
-            result = {name: convert(raw.get(name)) for name, convert in self.fields}
+            # A value that already has its final type skips the call (hot path).
+            result = {
+                name: value
+                if (value := raw.get(name)).__class__ in ready
+                else convert(value)
+                for name, ready, convert in self.fields
+            }
         except NormalizationError:
-            for name, convert in self.fields:
+            for name, _, convert in self.fields:
                 try:
                     convert(raw.get(name))
                 except NormalizationError as exc:  # noqa: PERF203 (error path)
                     msg = f"field '{name}': {exc}"
                     raise NormalizationError(msg) from None
             raise
-        if len(raw) > len(result) or not raw.keys() <= self.known:
+        if self.report_unknown and not raw.keys() <= self.known:
             self.unknown_seen.update(raw.keys() - self.known)
         return result

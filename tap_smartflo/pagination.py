@@ -27,9 +27,6 @@ class PageNumberPaginator:
     with an error rather than looping for ever.
     """
 
-    #: Page numbers are known in advance, so pages can be fetched ahead.
-    predictable = True
-
     def __init__(self, start: int = 1) -> None:
         """Start at page ``start``."""
         self.start = start
@@ -67,8 +64,6 @@ class PageNumberPaginator:
 
 class KeysetPaginator:
     """``last_seen_id`` keyset pages, until the server says ``has_more`` is false."""
-
-    predictable = False
 
     def __init__(self, start: object = None) -> None:
         """Start before any key (or after ``start``)."""

@@ -9,12 +9,17 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
 import typing as t
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+if t.TYPE_CHECKING:
+    from tap_smartflo.pacing import Pacer
 
 _T = t.TypeVar("_T")
 
@@ -47,11 +52,18 @@ class RetryPolicy:
     budget: float = 300.0
     max_wait: float = 60.0
     logger: logging.Logger = logging.getLogger("tap-smartflo")  # noqa: RUF009
-    #: Called with each transient failure before its wait (the pacer listens here).
-    on_failure: t.Callable[[BaseException], None] | None = None
+    pacer: Pacer | None = None
 
-    def run(self, attempt: t.Callable[[], _T], *, what: str) -> _T:
+    def run(
+        self,
+        attempt: t.Callable[[], _T],
+        *,
+        what: str,
+        cancelled: threading.Event | None = None,
+    ) -> _T:
         """Call ``attempt`` until it succeeds, a fatal error, or the budget is spent.
+
+        A wait between tries ends early when ``cancelled`` is set.
 
         Raises:
             GaveUpError: when transient failures outlast the budget.
@@ -65,8 +77,6 @@ class RetryPolicy:
             except RetryAtOnceError:
                 continue
             except TRANSIENT as exc:
-                if self.on_failure is not None:
-                    self.on_failure(exc)
                 reason = describe(exc)
                 wait = self.wait_after(exc, tries)
                 elapsed = time.monotonic() - start
@@ -81,12 +91,19 @@ class RetryPolicy:
                 self.logger.warning(
                     "%s failed (%s); retry %d in %.1f s", what, reason, tries, wait
                 )
-                time.sleep(wait)
+                (cancelled or threading.Event()).wait(wait)
 
     def wait_after(self, exc: BaseException, tries: int) -> float:
-        """Retry-After when the server sent one, else exponential with full jitter."""
+        """How long to wait before the next try.
+
+        Retry-After when the server sent one; for a 429 without it, the pacer's
+        new interval (the pacer, not a blind backoff, finds the account's pace);
+        otherwise exponential with jitter.
+        """
         if (retry_after := _retry_after(exc)) is not None:
             return min(retry_after, LONGEST_WAIT)
+        if self.pacer is not None and _is_rate_limited(exc):
+            return self.pacer.interval
         ceiling = min(self.max_wait, self.initial_wait * 2 ** (tries - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not crypto)
 
@@ -96,6 +113,11 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, RetriableAPIError):
         return str(exc)
     return type(exc).__name__
+
+
+def _is_rate_limited(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    return response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS
 
 
 def _retry_after(exc: BaseException) -> float | None:

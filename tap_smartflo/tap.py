@@ -13,16 +13,17 @@ from urllib.parse import urlparse
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 from typing_extensions import override
 
 from tap_smartflo.auth import LoginAuth, SmartfloAuth, TokenAuth
 from tap_smartflo.client import SmartfloError
 from tap_smartflo.normalize import NormalizationError, parse_time
+from tap_smartflo.pacing import Pacer
 from tap_smartflo.pagination import PaginationError
 from tap_smartflo.retry import RetryPolicy
 from tap_smartflo.streams import ContactsStream
+from tap_smartflo.writer import SmartfloWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
@@ -35,7 +36,7 @@ class TapSmartflo(Tap):
     """Singer tap for Tata Smartflo (and its twins Servetel and Acefone)."""
 
     name = "tap-smartflo"
-    message_writer_class = MsgSpecWriter
+    message_writer_class = SmartfloWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -115,6 +116,25 @@ class TapSmartflo(Tap):
             ),
         ),
         th.Property(
+            "max_concurrent_requests",
+            th.IntegerType,
+            default=4,
+            title="Concurrent requests",
+            description=(
+                "Pages fetched ahead at once, while earlier pages are written "
+                "(records still leave in page order). 1 fetches one page at a time."
+            ),
+        ),
+        th.Property(
+            "max_requests_per_second",
+            th.NumberType,
+            title="Requests per second",
+            description=(
+                "Pin the pace to the account's rate limit (its trunks' calls per "
+                "second). Empty: the tap finds the pace by itself from 429 answers."
+            ),
+        ),
+        th.Property(
             "retry_max_seconds",
             th.NumberType,
             default=300,
@@ -161,7 +181,14 @@ class TapSmartflo(Tap):
             initial_wait=float(self.config["retry_initial_seconds"]),
             budget=float(self.config["retry_max_seconds"]),
             logger=self.logger,
+            pacer=self.pacer,
         )
+
+    @cached_property
+    def pacer(self) -> Pacer:
+        """The pace of every request of this tap (one account, one rate limit)."""
+        ceiling = self.config.get("max_requests_per_second")
+        return Pacer(float(ceiling) if ceiling else None)
 
     @cached_property
     def authenticator(self) -> SmartfloAuth:
@@ -287,6 +314,8 @@ def _setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             )
     for name, minimum in (
         ("page_size", 1),
+        ("max_concurrent_requests", 1),
+        ("max_requests_per_second", 0.001),
         ("request_timeout", 0.001),
         ("retry_max_seconds", 0),
         ("retry_initial_seconds", 0.001),

@@ -72,6 +72,7 @@ _SERVER_ERROR = json.dumps({"success": False, "message": "Server error"}).encode
 CANNED_FAULTS: dict[str, tuple[int, bytes, dict[str, str]]] = {
     "429": (429, _TOO_MANY, {}),
     "429-retry-after": (429, _TOO_MANY, {"Retry-After": "1"}),
+    "rate-limit": (429, _TOO_MANY, {}),
     "500": (500, _SERVER_ERROR, {}),
     "503": (503, _SERVER_ERROR, {}),
     "502-html": (502, b"<html><body>Bad Gateway</body></html>", {}),
@@ -139,6 +140,11 @@ class FakeSmartflo:
     hang_seconds: float = 30.0
     #: Rewrites each successful data body (to serve malformed responses).
     body_filter: t.Callable[[dict[str, t.Any]], object] | None = None
+    #: The account's limit: requests in any one-second window beyond it get 429.
+    rate_limit: float = 0.0
+    #: Serve repeated identical requests from a cache (benchmarks: keeps the
+    #: server's own JSON work out of the client's measurements).
+    cache_bodies: bool = False
     base_time: datetime = datetime(2024, 5, 8, 12, 0, 0, tzinfo=UTC)
 
     def __post_init__(self) -> None:
@@ -148,10 +154,14 @@ class FakeSmartflo:
         self.requests: list[LoggedRequest] = []
         self.store: dict[int, Contact] = {}
         self._next_id = 59848243
+        self.version = 0  # bumped by every change to the data
         self.clock = self.base_time
         self.add_contacts(self.contacts)
         self.server: ThreadingHTTPServer | None = None
         self.token_expiry: dict[str, float] = {}
+        self._sorted: tuple[int, list[Contact]] = (-1, [])
+        self._accepted: deque[float] = deque()
+        self.body_cache: dict[tuple[object, ...], bytes] = {}
         self.failed_logins = 0
         self.issued_tokens = 0
 
@@ -161,6 +171,7 @@ class FakeSmartflo:
         """Add ``count`` contacts, each updated a few seconds after the last."""
         ids = []
         with self.lock:
+            self.version += 1
             for _ in range(count):
                 contact_id = self._next_id
                 self._next_id += self.rng.randint(1, 3)
@@ -196,6 +207,7 @@ class FakeSmartflo:
     def touch(self, contact_id: int, **changes: object) -> None:
         """Update a contact (its ``updated_at`` becomes the server's clock)."""
         with self.lock:
+            self.version += 1
             contact = self.store[contact_id]
             for key, value in changes.items():
                 setattr(contact, key, value)
@@ -204,6 +216,7 @@ class FakeSmartflo:
     def soft_delete(self, contact_id: int) -> None:
         """Soft-delete a contact: ``deleted_at`` and ``updated_at`` become now."""
         with self.lock:
+            self.version += 1
             contact = self.store[contact_id]
             contact.updated_at = contact.deleted_at = self.tick(5)
 
@@ -265,8 +278,7 @@ class FakeSmartflo:
     def list_contacts(self, params: dict[str, str]) -> dict[str, object]:
         """``GET /v1/contacts``."""
         page, limit = self.page_params(params)
-        with self.lock:
-            rows = sorted(self.store.values(), key=lambda contact: contact.id)
+        rows = self.sorted_contacts()
         if "updated_after" in params:
             after = self.parse_query_time(params["updated_after"])
             rows = [
@@ -290,6 +302,27 @@ class FakeSmartflo:
             "limit": limit,
             "results": [self.render_contact(c) for c in chunk],
         }
+
+    def sorted_contacts(self) -> list[Contact]:
+        """Contacts in id order (sorted once per change of the data)."""
+        with self.lock:
+            if self._sorted[0] != self.version:
+                rows = sorted(self.store.values(), key=lambda contact: contact.id)
+                self._sorted = (self.version, rows)
+            return self._sorted[1]
+
+    def over_rate_limit(self) -> bool:
+        """Whether a request now exceeds the account's requests per second."""
+        if not self.rate_limit:
+            return False
+        now = time.monotonic()
+        with self.lock:
+            while self._accepted and now - self._accepted[0] >= 1.0:
+                self._accepted.popleft()
+            if len(self._accepted) >= self.rate_limit:
+                return True
+            self._accepted.append(now)
+            return False
 
     def routes(self) -> dict[tuple[str, str], object]:
         """(method, path) -> handler taking the query params, returning a body."""
@@ -408,11 +441,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.api.requests.append(entry)
         if self.api.latency:
             time.sleep(self.api.latency)
+        if self.api.over_rate_limit():
+            return self.send_fault(entry, "rate-limit")
         if fault := self.api.next_fault(url.path):
             return self.send_fault(entry, fault)
         if (method, url.path) == ("POST", "/v1/auth/login"):
             return self.send_json(entry, *self.api.login(body))
-        route = self.api.routes().get((method, url.path))
+        return self.send_route(entry, token)
+
+    def send_route(self, entry: LoggedRequest, token: str) -> None:
+        route = self.api.routes().get((entry.method, entry.path))
         if route is None:
             # The API gateway answers unknown paths with 403, not 404.
             return self.send_json(entry, 403, {"message": "Forbidden"})
@@ -426,10 +464,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send_json(
                 entry, 401, {"success": False, "message": "Unauthenticated."}
             )
-        result = route(params)  # type: ignore[operator]
+        key = (self.api.version, entry.path, tuple(sorted(entry.params.items())))
+        if self.api.cache_bodies and key in self.api.body_cache:
+            return self.send_raw(entry, 200, self.api.body_cache[key])
+        result = route(entry.params)  # type: ignore[operator]
         if self.api.body_filter is not None:
             result = self.api.body_filter(result)
-        return self.send_json(entry, 200, result)
+        payload = json.dumps(result).encode()
+        if self.api.cache_bodies:
+            self.api.body_cache[key] = payload
+        return self.send_raw(entry, 200, payload)
 
     def send_fault(self, entry: LoggedRequest, kind: str) -> None:
         entry.fault = kind

@@ -48,25 +48,44 @@ def test_bookmark_is_the_newest_updated_at(tap, api):
     assert RFC3339_UTC.match(run.bookmark())
 
 
+def assert_pages_read_once(api: FakeSmartflo, needed: int, ahead: int) -> None:
+    """Pages 1..needed were each read once; at most ``ahead`` more were tried."""
+    pages = [int(r.params["page"]) for r in api.requests_to("/v1/contacts")]
+    assert len(pages) == len(set(pages)), "a page was fetched twice"
+    assert set(range(1, needed + 1)) <= set(pages)
+    assert len(pages) - needed <= ahead
+
+
 @pytest.mark.parametrize("page_cap", [30, 100])
 def test_server_page_cap_loses_nothing(tap, page_cap):
     with FakeSmartflo(contacts=250, page_cap=page_cap) as api:
         run = tap(base_config(api.url, page_size=100))
     assert sorted(r["id"] for r in run.records()) == sorted(api.store)
-    pages = api.requests_to("/v1/contacts")
-    # The last page is short by the *server's* limit: no extra empty request.
-    assert len(pages) == -(-250 // page_cap)
-    assert [p.params["page"] for p in pages] == [
-        str(n) for n in range(1, len(pages) + 1)
-    ]
-    assert {p.params["limit"] for p in pages} == {"100"}
+    # The last page is short by the *server's* limit: that is the end.
+    assert_pages_read_once(api, needed=-(-250 // page_cap), ahead=3)
+    assert {r.params["limit"] for r in api.requests} == {"100"}
+
+
+@pytest.mark.parametrize("page_cap", [30, 100])
+def test_one_page_at_a_time_makes_no_request_beyond_the_end(tap, page_cap):
+    with FakeSmartflo(contacts=250, page_cap=page_cap) as api:
+        run = tap(base_config(api.url, page_size=100, max_concurrent_requests=1))
+    assert sorted(r["id"] for r in run.records()) == sorted(api.store)
+    pages = [r.params["page"] for r in api.requests]
+    assert pages == [str(n) for n in range(1, -(-250 // page_cap) + 1)]
 
 
 def test_data_ending_on_a_full_page_ends_at_the_empty_page(tap):
     with FakeSmartflo(contacts=200) as api:
         run = tap(base_config(api.url, page_size=50))
     assert len(run.records()) == 200
-    assert len(api.requests_to("/v1/contacts")) == 5
+    assert_pages_read_once(api, needed=5, ahead=3)
+
+
+def test_records_leave_in_page_order_while_pages_are_fetched_ahead(tap):
+    with FakeSmartflo(contacts=1000, latency=0.01) as api:
+        run = tap(base_config(api.url, page_size=20, max_concurrent_requests=4))
+    assert [r["id"] for r in run.records()] == sorted(api.store)
 
 
 def test_server_that_ignores_page_stops_with_a_clear_error(tap):
@@ -77,7 +96,7 @@ def test_server_that_ignores_page_stops_with_a_clear_error(tap):
     assert "Traceback" not in run.stderr
     ids = [r["id"] for r in run.records()]
     assert len(ids) == len(set(ids)) == 100
-    assert len(api.requests) == 2
+    assert len(api.requests) <= 4  # page 2 gave it away; a page or two was in flight
 
 
 def test_numeric_string_ids_become_integers(tap):

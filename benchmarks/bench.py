@@ -1,0 +1,227 @@
+"""Benchmark tap-smartflo against the fake Smartflo, beside a bare ``requests`` loop.
+
+One command runs every scenario of the performance issue and prints the ratios:
+
+    .venv/bin/python -m benchmarks.bench            # all scenarios
+    .venv/bin/python -m benchmarks.bench cpu        # one (cpu, latency, rate, memory)
+
+Each runner is a subprocess, run as a user would (the CLI, stdout to a file), against
+the same fake server (in a process of its own, so that this process stays small and
+the runners' peak memory, read from wait4(), is their own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from typing_extensions import Self
+
+from tests.fake_smartflo import TOKEN, FakeSmartflo
+from tests.tap_runner import clean_env
+
+
+class Server:
+    """A FakeSmartflo in a child process, driven through a pipe."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+        self.url = ""
+
+    def __enter__(self) -> Self:
+        self.conn, child = multiprocessing.Pipe()
+        self.process = multiprocessing.Process(
+            target=_serve, args=(child, self.settings), daemon=True
+        )
+        self.process.start()
+        self.url = self.conn.recv()
+        return self
+
+    def ask(self, command: str) -> Any:
+        self.conn.send(command)
+        return self.conn.recv()
+
+    def __exit__(self, *exc: object) -> None:
+        self.ask("stop")
+        self.process.join()
+
+
+def _serve(conn: Any, settings: dict[str, Any]) -> None:
+    api = FakeSmartflo(**settings).start()
+    conn.send(api.url)
+    while True:
+        command = conn.recv()
+        if command == "reset":
+            api.requests.clear()
+            conn.send(None)
+        elif command == "stats":
+            refused = sum(1 for r in api.requests if r.status == 429)
+            conn.send((len(api.requests), refused, len(api.store)))
+        elif command == "stop":
+            api.stop()
+            conn.send(None)
+            return
+
+
+@dataclass
+class Result:
+    """What one runner did."""
+
+    name: str
+    wall: float
+    cpu: float
+    records: int
+    requests: int
+    refused: int
+    peak_mb: float
+
+    def row(self) -> str:
+        rate = self.records / self.wall if self.wall else 0
+        return (
+            f"{self.name:<22} {self.wall:8.2f} s {self.cpu:8.2f} s {rate:10.0f} rec/s "
+            f"{self.requests:6d} req {self.refused:5d} refused {self.peak_mb:7.1f} MB"
+        )
+
+
+def run(name: str, command: list[str], api: Server) -> Result:
+    """Run ``command`` with stdout to a file; measure it."""
+    api.ask("reset")
+    with tempfile.TemporaryFile() as sink:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+            env=clean_env(),
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            msg = f"{name} failed with exit code {process.returncode}"
+            raise SystemExit(msg)
+        sink.seek(0)
+        records = sum(1 for line in sink if line.startswith(b'{"type":"RECORD"'))
+        sink.seek(0)
+    requests, refused, _ = api.ask("stats")
+    return Result(
+        name,
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        records,
+        requests,
+        refused,
+        usage.ru_maxrss / 1024,
+    )
+
+
+def tap(api: Server, workdir: Path, **settings: object) -> list[str]:
+    config = {"api_url": api.url, "api_token": TOKEN, **settings}
+    path = workdir / f"config-{len(list(workdir.iterdir()))}.json"
+    path.write_text(json.dumps(config))
+    return [sys.executable, "-m", "tap_smartflo", "--config", str(path)]
+
+
+def bare(api: Server, page_size: int = 100) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "benchmarks.bare_loop",
+        api.url,
+        TOKEN,
+        str(page_size),
+    ]
+
+
+def compare(
+    title: str, api: Server, workdir: Path, **tap_settings: object
+) -> dict[str, Result]:
+    print(f"\n## {title}")
+    run("warm-up (server cache)", bare(api), api)
+    results = {
+        "bare": run("bare requests loop", bare(api), api),
+        "sequential": run(
+            "tap, sequential",
+            tap(api, workdir, max_concurrent_requests=1, **tap_settings),
+            api,
+        ),
+        "tap": run("tap", tap(api, workdir, **tap_settings), api),
+    }
+    for result in results.values():
+        print(result.row())
+    expected = api.ask("stats")[2]
+    for result in results.values():
+        if result.records != expected:
+            msg = f"{result.name} emitted {result.records} records, not {expected}"
+            raise SystemExit(msg)
+    return results
+
+
+def cpu(workdir: Path) -> None:
+    with Server(contacts=100_000, cache_bodies=True) as api:
+        results = compare("CPU-bound: 100 000 contacts, no latency", api, workdir)
+    ratio = results["tap"].wall / results["bare"].wall
+    print(f"tap wall / bare loop wall = {ratio:.2f} (goal <= 2)")
+
+
+def latency(workdir: Path) -> None:
+    with Server(contacts=20_000, latency=0.05, cache_bodies=True) as api:
+        results = compare(
+            "Latency-bound: 20 000 contacts, 50 ms a request", api, workdir
+        )
+    floor = math.ceil(20_000 / 100) * 0.05
+    ratio = results["tap"].wall / floor
+    print(f"sequential floor (pages x latency) = {floor:.1f} s")
+    print(f"tap wall / sequential floor = {ratio:.2f} (goal <= 0.5)")
+
+
+def rate(workdir: Path) -> None:
+    with Server(contacts=10_000, latency=0.02, rate_limit=4, cache_bodies=True) as api:
+        results = compare(
+            "Rate-limited: 10 000 contacts, 4 requests/s (untold), 20 ms", api, workdir
+        )
+    ideal = math.ceil(10_000 / 100) / 4
+    result = results["tap"]
+    print(f"ideal (pages / allowed rate) = {ideal:.1f} s")
+    print(f"tap wall / ideal = {result.wall / ideal:.2f} (goal <= 1.6)")
+    refused = result.refused / result.requests
+    print(f"tap requests refused = {refused:.0%} (goal <= 25%)")
+
+
+def memory(workdir: Path) -> None:
+    print("\n## Memory: peak RSS as data grows")
+    peaks = {}
+    for contacts in (2_000, 40_000):
+        with Server(contacts=contacts, cache_bodies=True) as api:
+            run("warm-up (server cache)", bare(api), api)
+            result = run(f"tap, {contacts} contacts", tap(api, workdir), api)
+        print(result.row())
+        peaks[contacts] = result.peak_mb
+    print(f"peak RSS 40 000 / 2 000 = {peaks[40_000] / peaks[2_000]:.2f} (goal <= 1.3)")
+
+
+SCENARIOS = {"cpu": cpu, "latency": latency, "rate": rate, "memory": memory}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], default=[])
+    args = parser.parse_args()
+    print(f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.scenarios or SCENARIOS:
+            SCENARIOS[name](Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Pace and request economy: finding the account's rate limit, fetching ahead safely.
+
+Speed itself is measured by benchmarks/bench.py, never here: these tests check
+behaviour (what was requested, what was refused, what came out).
+"""
+
+from __future__ import annotations
+
+import time
+
+from tap_smartflo.pacing import CUT, SETTLE, Pacer
+from tests.fake_smartflo import FakeSmartflo
+from tests.tap_runner import base_config
+
+FAST_RETRIES = {"retry_initial_seconds": 0.01, "retry_max_seconds": 30}
+
+
+def test_an_unpinned_pacer_does_not_slow_anything_until_a_429():
+    pacer = Pacer()
+    for _ in range(50):
+        pacer.succeeded(pacer.wait())
+    assert pacer.rate is None
+    assert pacer.interval == 0.0
+
+
+def test_the_first_429_settles_just_under_what_got_through():
+    pacer = Pacer()
+    for _ in range(8):
+        pacer.succeeded(pacer.wait())
+    pacer.throttled(pacer.wait())
+    assert pacer.rate == 8 * SETTLE
+
+
+def test_429s_of_requests_already_in_flight_cut_the_pace_once():
+    pacer = Pacer()
+    for _ in range(4):
+        pacer.succeeded(pacer.wait())
+    in_flight = [time.monotonic() for _ in range(3)]
+    for started in in_flight:
+        pacer.throttled(started)
+    assert pacer.rate == 4 * SETTLE
+    pacer.throttled(time.monotonic() + 0.001)  # sent after the cut
+    assert pacer.rate == 4 * SETTLE * CUT
+
+
+def test_a_pinned_pace_is_a_ceiling_that_429s_can_still_lower():
+    pacer = Pacer(ceiling=5)
+    for _ in range(100):
+        pacer.succeeded(time.monotonic())
+    assert pacer.rate == 5
+    pacer.throttled(time.monotonic())
+    assert pacer.rate == 5 * CUT
+    for _ in range(100):
+        pacer.succeeded(time.monotonic())
+    assert pacer.rate == 5
+
+
+def test_a_rate_limited_account_loses_nothing_and_few_requests_are_refused(tap):
+    with FakeSmartflo(contacts=700, rate_limit=25) as api:
+        run = tap(base_config(api.url, page_size=20, **FAST_RETRIES))
+    assert run.returncode == 0, run.stderr
+    assert [r["id"] for r in run.records()] == sorted(api.store)
+    refused = sum(1 for r in api.requests if r.status == 429)
+    assert refused >= 1, "the test should reach the limit"
+    assert refused <= len(api.requests) / 4
+
+
+def test_a_pinned_pace_under_the_limit_is_never_refused(tap):
+    with FakeSmartflo(contacts=400, rate_limit=30) as api:
+        run = tap(
+            base_config(
+                api.url, page_size=20, max_requests_per_second=20, **FAST_RETRIES
+            )
+        )
+    assert run.returncode == 0, run.stderr
+    assert len(run.records()) == 400
+    assert all(r.status == 200 for r in api.requests)
+
+
+def test_fetching_ahead_never_reads_a_page_twice_and_keeps_page_order(tap):
+    with FakeSmartflo(contacts=1500, latency=0.02) as api:
+        run = tap(base_config(api.url, page_size=50, max_concurrent_requests=8))
+    assert [r["id"] for r in run.records()] == sorted(api.store)
+    pages = [int(r.params["page"]) for r in api.requests]
+    assert len(pages) == len(set(pages))
+    assert len(pages) - 31 <= 7  # 30 full pages, the empty one, and guesses past it
+
+
+def test_a_small_incremental_run_costs_one_request(tap):
+    with FakeSmartflo(contacts=3000, naive_tz=FakeSmartflo.base_time.tzinfo) as api:
+        first = tap(base_config(api.url))
+        api.touch(next(iter(api.store)), name="changed")
+        api.requests.clear()
+        second = tap(base_config(api.url), state=first.final_state)
+    assert "changed" in [r["name"] for r in second.records()]
+    assert len(second.records()) < 100  # the change and the lookback overlap
+    assert len(api.requests) == 1
