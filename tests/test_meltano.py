@@ -73,16 +73,14 @@ def test_run_writes_every_contact_then_the_schedule_writes_the_changes(
         meltano.ok("schedule", "run", "smartflo-to-jsonl-hourly", **env)
 
     second = jsonl_ids(output)[len(first) :]
-    old = bookmark(saved)
-    overlap = {
-        c.id for c in api.store.values() if old - lookback() <= c.updated_at <= old
-    }
+    old, window = bookmark(saved), lookback()
+    overlap = {c.id for c in api.store.values() if old - window <= c.updated_at <= old}
     # The changes, and the few contacts of the lookback window before the bookmark.
     assert set(second) == {*changed, deleted, *added} | overlap
     assert len(second) == len(set(second))
     assert len(overlap) < 60
     sent = {r.params.get("updated_after") for r in api.requests_to("/v1/contacts")}
-    asked = old - lookback() - timedelta(seconds=1)
+    asked = old - window - timedelta(seconds=1)
     assert sent == {asked.strftime("%Y-%m-%d %H:%M:%S")}
     assert bookmark(meltano.state(STATE_ID)) == api.newest_updated_at
     assert watchdog.requests == []
