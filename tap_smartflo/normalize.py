@@ -255,8 +255,9 @@ class RecordNormalizer:
         naive_tz: timezone = IST,
         overrides: t.Mapping[str, Converter] | None = None,
         report_unknown: bool = True,
+        only: t.Collection[str] | None = None,
     ) -> None:
-        """Prepare one converter per property of ``schema``."""
+        """Prepare a converter per property of ``schema`` (only those in ``only``)."""
         self.report_unknown = report_unknown
         overrides = overrides or {}
         self.fields: tuple[tuple[str, frozenset[type], Converter], ...] = tuple(
@@ -266,8 +267,9 @@ class RecordNormalizer:
                 overrides.get(name) or converter_for(prop, naive_tz=naive_tz),
             )
             for name, prop in schema.get("properties", {}).items()
+            if only is None or name in only
         )
-        self.known = frozenset(name for name, _, _ in self.fields)
+        self.known = frozenset(schema.get("properties", {}))
         self.unknown_seen: set[str] = set()
 
     def __call__(self, raw: object) -> dict[str, t.Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -225,3 +226,30 @@ def test_state_holds_no_secret(tap, api):
     run = tap(base_config(api.url))
     assert "fake-api-token" not in run.stdout
     assert "fake-api-token" not in run.stderr
+
+
+def test_properties_deselected_in_the_catalog_are_left_out(tap, api):
+    catalog = json.loads(tap(base_config(api.url), args=["--discover"]).stdout)
+    for entry in catalog["streams"][0]["metadata"]:
+        if entry["breadcrumb"] in (
+            ["properties", "address"],
+            ["properties", "email_id"],
+        ):
+            entry["metadata"]["selected"] = False
+    run = tap(base_config(api.url), catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    records = run.records()
+    assert len(records) == len(api.store)
+    assert all("address" not in r and "email_id" not in r for r in records)
+    assert all("name" in r and "updated_at" in r for r in records)
+    validator = jsonschema.Draft7Validator(run.schema()["schema"])
+    assert all(not list(validator.iter_errors(r)) for r in records)
+
+
+def test_stream_maps_still_apply(tap, api):
+    maps = {"contacts": {"email_id": "__NULL__", "label": "name.upper()"}}
+    run = tap(base_config(api.url, stream_maps=maps))
+    assert run.returncode == 0, run.stderr
+    records = run.records()
+    assert all("email_id" not in r for r in records)
+    assert {r["label"] for r in records} == {c.name.upper() for c in api.store.values()}
