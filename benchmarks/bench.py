@@ -28,7 +28,7 @@ from typing import Any
 from typing_extensions import Self
 
 from tests.fake_smartflo import TOKEN, FakeSmartflo
-from tests.tap_runner import clean_env
+from tests.tap_runner import catalog_selecting, clean_env
 
 
 class Server:
@@ -129,7 +129,12 @@ def tap(api: Server, workdir: Path, **settings: object) -> list[str]:
     config = {"api_url": api.url, "api_token": TOKEN, **settings}
     path = workdir / f"config-{len(list(workdir.iterdir()))}.json"
     path.write_text(json.dumps(config))
-    return [sys.executable, "-m", "tap_smartflo", "--config", str(path)]
+    # Contacts only: the scenarios measure contacts pages against a bare loop.
+    catalog = workdir / "catalog-contacts.json"
+    if not catalog.exists():
+        catalog.write_text(json.dumps(catalog_selecting(["contacts"])))
+    command = [sys.executable, "-m", "tap_smartflo", "--config", str(path)]
+    return [*command, "--catalog", str(catalog)]
 
 
 def bare(api: Server, page_size: int = 100) -> list[str]:

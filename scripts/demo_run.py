@@ -25,7 +25,10 @@ JOB = ("tap-smartflo", "target-jsonl")
 SAMPLE_CONTACTS = 1200
 ROWS_SHOWN = 3
 #: The fields shown of each record, when it has them.
-SHOWN_FIELDS = ("id", "name", "updated_at", "deleted_at")
+SHOWN_FIELDS = (
+    "id", "name", "started_at", "direction", "status", "call_duration",
+    "updated_at", "deleted_at",
+)  # fmt: skip
 
 
 def meltano(*args: str, env: dict[str, str], quiet: bool, say: bool = True) -> str:
@@ -125,9 +128,16 @@ def demo_run(env: dict[str, str]) -> None:
         path.unlink()
     meltano("--environment=demo", "state", "clear", "--force", state_id,
             env=env, quiet=True, say=False)  # fmt: skip
-    with FakeSmartflo(contacts=SAMPLE_CONTACTS) as api:
+    fake = FakeSmartflo(
+        contacts=SAMPLE_CONTACTS, contact_groups=12, calls=500, users=40
+    )
+    with fake as api:
         env = {**env, "TAP_SMARTFLO_API_URL": api.url, "TAP_SMARTFLO_API_TOKEN": TOKEN}
-        print(f"\nFake Smartflo API at {api.url} with {SAMPLE_CONTACTS} contacts.")
+        print(
+            f"\nFake Smartflo API at {api.url} with {SAMPLE_CONTACTS} contacts,"
+            f" {len(api.group_store)} contact groups, {len(api.call_store)} call"
+            f" records and {len(api.user_store)} users."
+        )
         meltano(f"--environment={environment}", "run", *JOB, env=env, quiet=True)
         print("\nFirst run, everything:")
         show_new_records({}, folder)
@@ -151,6 +161,7 @@ def demo_run(env: dict[str, str]) -> None:
     print("\nSecond run, incremental: the changes")
     contacts = show_new_records(before, folder, rows=0).get("contacts", [])
     news = {*changed, ids[2], *added}
+    print("  The changed contacts:")
     for record in contacts:
         if record["id"] in news:
             show(record)
@@ -159,6 +170,8 @@ def demo_run(env: dict[str, str]) -> None:
         f"  ... and {len(overlap)} unchanged contacts re-read from the minutes just"
         " before the previous bookmark (lookback_minutes, for changes Smartflo"
         " commits late): a target that upserts on id keeps one row per contact."
+        "\n  (users has no timestamps, so every run reads it whole; call_records"
+        " re-reads the last call_records_lookback_hours, for late recordings.)"
     )
     print(
         "\nNext: set TAP_SMARTFLO_API_TOKEN (or TAP_SMARTFLO_EMAIL and"

@@ -37,12 +37,13 @@ from tap_smartflo.pagination import PageNumberPaginator
 from tap_smartflo.retry import RetryAtOnceError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
     from tap_smartflo.auth import SmartfloAuth
+    from tap_smartflo.normalize import Converter, Source
     from tap_smartflo.pacing import Pacer
     from tap_smartflo.pagination import KeysetPaginator
     from tap_smartflo.retry import RetryPolicy
@@ -84,6 +85,14 @@ class SmartfloStream(RESTStream[t.Any]):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: Time zone of naive times in this endpoint's records.
     naive_tz = IST
+    #: The query parameter that carries the page token.
+    page_param = "page"
+    #: The largest ``limit`` the endpoint is documented to accept, if it says.
+    max_page_size: int | None = None
+    #: Converters for fields whose values need more than their schema type says.
+    converter_overrides: t.ClassVar[Mapping[str, Converter]] = {}
+    #: Fields whose raw value is computed from the whole raw record.
+    derived_fields: t.ClassVar[Mapping[str, Source]] = {}
 
     @override
     def __init__(self, tap: Tap) -> None:
@@ -132,7 +141,13 @@ class SmartfloStream(RESTStream[t.Any]):
             for name in self.schema["properties"]
             if self.mask[("properties", name)]
         ]
-        return RecordNormalizer(self.schema, naive_tz=self.naive_tz, only=selected)
+        return RecordNormalizer(
+            self.schema,
+            naive_tz=self.naive_tz,
+            overrides=self.converter_overrides,
+            derived=self.derived_fields,
+            only=selected,
+        )
 
     @override
     def _generate_record_messages(
@@ -168,11 +183,17 @@ class SmartfloStream(RESTStream[t.Any]):
         """A fresh paginator for this endpoint (page numbers unless overridden)."""
         return PageNumberPaginator()
 
+    @property
+    def page_size(self) -> int:
+        """The ``limit`` to ask for: page_size, within what the endpoint accepts."""
+        size = int(self.config["page_size"])
+        return size if self.max_page_size is None else min(size, self.max_page_size)
+
     @override
     def get_url_params(
         self, context: Context | None, next_page_token: t.Any
     ) -> dict[str, t.Any]:
-        return {"limit": self.config["page_size"], "page": next_page_token}
+        return {"limit": self.page_size, self.page_param: next_page_token}
 
     # Requests and pages
 
@@ -297,8 +318,12 @@ class SmartfloStream(RESTStream[t.Any]):
                     ):
                         ahead = min(max(1, ahead * 2), workers)
                 while next_token is not None and len(in_flight) < ahead:
+                    # None: the paginator knows the data ends before that page
+                    # (a page it does need is then fetched in turn, above).
+                    if (following := paginator.after(last_requested)) is None:
+                        break
                     pool = pool or ThreadPoolExecutor(workers, self.name)
-                    last_requested = paginator.after(last_requested)
+                    last_requested = following
                     prepared = self.prepare_page(context, last_requested)
                     what = self._what(last_requested)
                     in_flight.append(
@@ -316,15 +341,18 @@ class SmartfloStream(RESTStream[t.Any]):
     def _iter_pages_in_turn(
         self, context: Context | None, paginator: PageNumberPaginator | KeysetPaginator
     ) -> Iterator[tuple[dict[str, t.Any], list[t.Any]]]:
+        # The first token may be None (a keyset's "from the start"); after that,
+        # None means there is no next page.
         token: t.Any = paginator.start
-        while token is not None:
+        while True:
             prepared = self.prepare_page(context, token)
             body = self.fetch_page(prepared, context, self._what(token))
             records = body[self.records_key]
             # Judged before the records leave: a repeated page is never emitted.
-            next_token = paginator.next_token(token, body, records)
+            token = paginator.next_token(token, body, records)
             yield body, records
-            token = next_token
+            if token is None:
+                return
 
     @override
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
@@ -352,11 +380,11 @@ class SmartfloStream(RESTStream[t.Any]):
                         )
                         raise SmartfloError(msg)
                     yield record
-        if normalize.unknown_seen:
+        if unknown := normalize.newly_unknown():
             self.logger.info(
                 "Fields in %s that the schema does not have (left out): %s",
                 self.path,
-                ", ".join(sorted(normalize.unknown_seen)),
+                ", ".join(unknown),
             )
 
     # Errors
@@ -453,32 +481,35 @@ def _server_message(response: requests.Response) -> str:
 
 
 class IncrementalSmartfloStream(SmartfloStream):
-    """A stream filtered with ``updated_after`` and bookmarked on ``updated_at``.
+    """A stream bookmarked on a time whose bookmark never moves backwards.
 
-    Results come in no documented order, so the stream is unsorted: the SDK promotes
-    the bookmark at the end of the stream. The tap seeds that bookmark with the
-    previous one, so a run that sees only older records never moves it back.
+    Results come in no usable order, so the stream is unsorted: the SDK promotes the
+    bookmark at the end of the stream. The tap seeds that bookmark with the previous
+    one, so a run that sees only older records never moves it back.
     """
 
-    replication_key = "updated_at"
     is_sorted = False
 
-    def updated_after(self, context: Context | None) -> datetime | None:
-        """The earliest ``updated_at`` this run must emit, or None for everything.
+    @property
+    def lookback(self) -> timedelta:
+        """How far before the previous bookmark a run starts reading again."""
+        return timedelta(minutes=float(self.config["lookback_minutes"]))
 
-        The previous bookmark minus ``lookback_minutes``, but never before
-        ``start_date``; ``start_date`` alone on a first sync.
+    def replicate_from(self, context: Context | None) -> datetime | None:
+        """The earliest replication-key time this run must emit, or None for all.
+
+        The previous bookmark minus the lookback, but never before ``start_date``;
+        ``start_date`` alone on a first sync. Fixed for the run once asked.
         """
-        if getattr(self, "_updated_after", False) is not False:
-            return t.cast("datetime | None", self._updated_after)
+        if getattr(self, "_replicate_from", False) is not False:
+            return t.cast("datetime | None", self._replicate_from)
         bounds = []
         if start_date := self.config.get("start_date"):
             bounds.append(t.cast("datetime", parse_time(start_date, naive_tz=UTC)))
         if bookmark := self._previous_bookmark(context):
-            lookback = timedelta(minutes=float(self.config["lookback_minutes"]))
-            bounds.append(bookmark - lookback)
-        self._updated_after: datetime | None = max(bounds) if bounds else None
-        return self._updated_after
+            bounds.append(bookmark - self.lookback)
+        self._replicate_from: datetime | None = max(bounds) if bounds else None
+        return self._replicate_from
 
     def _previous_bookmark(self, context: Context | None) -> datetime | None:
         state = self.get_context_state(context)
@@ -486,24 +517,58 @@ class IncrementalSmartfloStream(SmartfloStream):
             return None
         return parse_time(state.get("replication_key_value"))
 
-    def _seed_bookmark(self, context: Context | None) -> None:
-        """Start this run's bookmark at the previous one, so it can only move on."""
-        bookmark = self._previous_bookmark(context)
-        if bookmark is None:
-            return
+    def _progress_markers(self, context: Context | None) -> dict[str, t.Any]:
+        """This run's progress markers, which the SDK promotes to the bookmark."""
         state = self.get_context_state(context)
         markers = state.setdefault(
             "progress_markers", {"Note": "Progress is not resumable if interrupted."}
         )
         markers["replication_key"] = self.replication_key
-        markers["replication_key_value"] = format_utc(bookmark)
+        return t.cast("dict[str, t.Any]", markers)
+
+    def _seed_bookmark(self, context: Context | None) -> None:
+        """Start this run's bookmark at the previous one, so it can only move on."""
+        bookmark = self._previous_bookmark(context)
+        if bookmark is None:
+            return
+        self._progress_markers(context)["replication_key_value"] = format_utc(bookmark)
+
+    def _advance_bookmark(self, context: Context | None, moment: datetime) -> None:
+        """Move the bookmark to ``moment`` now (never back) and emit it in a STATE.
+
+        For a caller that has emitted every record before ``moment``: the progress is
+        durable at once, so a run that fails later resumes from here.
+        """
+        value = format_utc(moment)
+        markers = self._progress_markers(context)
+        if _earlier(markers.get("replication_key_value"), moment):
+            markers["replication_key_value"] = value
+        state = self.get_context_state(context)
+        if state.get("replication_key") != self.replication_key or _earlier(
+            state.get("replication_key_value"), moment
+        ):
+            state["replication_key"] = self.replication_key
+            state["replication_key_value"] = value
+            self.state_manager.is_flushed = False
+            self._write_state_message()
+
+
+def _earlier(value: str | None, moment: datetime) -> bool:
+    """Whether the bookmark ``value`` is missing or before ``moment``."""
+    return value is None or t.cast("datetime", parse_time(value)) < moment
+
+
+class UpdatedAfterStream(IncrementalSmartfloStream):
+    """A stream filtered with ``updated_after`` and bookmarked on ``updated_at``."""
+
+    replication_key = "updated_at"
 
     @override
     def get_url_params(
         self, context: Context | None, next_page_token: t.Any
     ) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
-        if (after := self.updated_after(context)) is not None:
+        if (after := self.replicate_from(context)) is not None:
             # One second earlier, in case the server compares exclusively.
             params["updated_after"] = query_time(after - timedelta(seconds=1))
         return params
@@ -511,7 +576,7 @@ class IncrementalSmartfloStream(SmartfloStream):
     @override
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
         self._seed_bookmark(context)
-        after = self.updated_after(context)
+        after = self.replicate_from(context)
         floor = None if after is None else format_utc(after)
         key = self.replication_key
         for record in super().request_records(context):

@@ -4,6 +4,10 @@ Smartflo writes times in at least seven ways (``+0000``, ``+0530``, ``Z`` with
 milliseconds, naive ``Y-m-d H:i:s`` in IST, ``d-m-Y H:i:s``, epoch seconds) and ids as
 numbers or numeric strings. Everything here turns those into one shape: UTC RFC 3339
 with a colon in the offset, and integers for numeric ids.
+
+The API is written in PHP, whose JSON encoder writes an empty object as ``[]`` and a
+list with gaps in its keys as ``{"0": ..., "2": ...}``: containers are read with that
+in mind, so that each field leaves with the one JSON type its schema declares.
 """
 
 from __future__ import annotations
@@ -134,6 +138,32 @@ def to_int(value: object) -> int | None:
     raise NormalizationError(msg)
 
 
+def to_id_text(value: object) -> str | None:
+    """Return an id that arrived as text or as a number as text (numbers in decimal).
+
+    Raises:
+        NormalizationError: for anything that is neither text nor a number.
+    """
+    if value is None or value.__class__ is str:
+        return t.cast("str | None", value)
+    if value.__class__ is int:
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    msg = f"{value!r} is not an id"
+    raise NormalizationError(msg)
+
+
+def date_time_text(date: object, time: object) -> str | None:
+    """Join a separate date and time (``2024-05-09``, ``11:52:14``) into one text.
+
+    None when either part is missing; the result is read like any other time.
+    """
+    if not date or not time:
+        return None
+    return f"{date} {time}"
+
+
 def to_text(value: object) -> str | None:
     """Return a free-form value as text (JSON for numbers, booleans and structures)."""
     if value is None or value.__class__ is str:
@@ -174,6 +204,25 @@ def to_bool(value: object) -> bool | None:
 
 
 Converter = t.Callable[[t.Any], t.Any]
+#: Computes a field's raw value from the whole raw object (for fields the API splits).
+Source = t.Callable[[t.Mapping[str, t.Any]], object]
+
+#: How Smartflo writes "no value" where a number belongs (``agent_ring_time: "N.A."``).
+_NOT_AVAILABLE = frozenset({"n.a.", "n/a", "na", "-"})
+
+
+def not_available_as_null(convert: Converter) -> Converter:
+    """Wrap ``convert`` so that a "not available" placeholder such as "N.A." is None.
+
+    Any other value goes to ``convert`` unchanged, so nonsense is still an error.
+    """
+
+    def wrapped(value: object) -> t.Any:  # noqa: ANN401
+        if isinstance(value, str) and value.strip().lower() in _NOT_AVAILABLE:
+            return None
+        return convert(value)
+
+    return wrapped
 
 
 def _types(schema: dict[str, t.Any]) -> set[str]:
@@ -209,6 +258,11 @@ def converter_for(  # noqa: PLR0911 (one return per JSON type)
     return to_text
 
 
+def _is_empty(value: object) -> bool:
+    """None, "" and ``[]`` (PHP's empty object) all mean "nothing here"."""
+    return value is None or value in ("", [])
+
+
 def _ready_types(schema: dict[str, t.Any]) -> frozenset[type]:
     """Python types that need no conversion to fit ``schema`` (never times)."""
     types = _types(schema)
@@ -223,19 +277,31 @@ def _ready_types(schema: dict[str, t.Any]) -> frozenset[type]:
 
 
 def _free_object(value: object) -> dict[str, t.Any] | None:
+    """An object of undocumented shape: kept whole; anything else under ``value``.
+
+    A free-form field keeps one JSON type (object) even when the API sends text or a
+    list in it, and loses nothing: ``"Interested"`` becomes ``{"value": "Interested"}``.
+    """
     if value is None or isinstance(value, dict):
         return value
-    msg = f"{value!r} is not an object"
-    raise NormalizationError(msg)
+    if _is_empty(value):
+        return None
+    return {"value": value}
 
 
 def _list_of(item: Converter) -> Converter:
     def convert(value: object) -> list[t.Any] | None:
-        if value is None:
+        if value is None or value == "":
             return None
-        if not isinstance(value, list):
-            msg = f"{value!r} is not a list"
-            raise NormalizationError(msg)
+        if isinstance(value, dict):
+            # PHP writes a list with gaps in its keys as an object keyed "0", "2", ...;
+            # any other object is a single element where a list was expected.
+            if value and all(key.isdigit() for key in value):
+                value = [value[key] for key in sorted(value, key=int)]
+            else:
+                value = [value]
+        elif not isinstance(value, list):
+            value = [value]
         return [item(element) for element in value]
 
     return convert
@@ -246,41 +312,61 @@ class RecordNormalizer:
 
     Fields the schema does not know are left out (and reported once), so that a new
     field in the API never changes a table's shape behind the user's back.
+
+    ``overrides`` replace the converter the schema implies for some fields (an
+    endpoint's quirks); ``derived`` fields take their raw value from the whole object
+    (a time the API splits into a date and a time) and are then converted per the
+    schema like any other.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (keyword-only options, each optional)
         self,
         schema: dict[str, t.Any],
         *,
         naive_tz: timezone = IST,
         overrides: t.Mapping[str, Converter] | None = None,
+        derived: t.Mapping[str, Source] | None = None,
         report_unknown: bool = True,
         only: t.Collection[str] | None = None,
     ) -> None:
         """Prepare a converter per property of ``schema`` (only those in ``only``)."""
         self.report_unknown = report_unknown
         overrides = overrides or {}
+        derived = derived or {}
+        properties = schema.get("properties", {})
+
+        def converter(name: str) -> Converter:
+            return overrides.get(name) or converter_for(
+                properties[name], naive_tz=naive_tz
+            )
+
         self.fields: tuple[tuple[str, frozenset[type], Converter], ...] = tuple(
             (
                 name,
-                frozenset() if name in overrides else _ready_types(prop),
-                overrides.get(name) or converter_for(prop, naive_tz=naive_tz),
+                frozenset() if name in overrides else _ready_types(properties[name]),
+                converter(name),
             )
-            for name, prop in schema.get("properties", {}).items()
+            for name in properties
+            if name not in derived and (only is None or name in only)
+        )
+        self.derived: tuple[tuple[str, Source, Converter], ...] = tuple(
+            (name, source, converter(name))
+            for name, source in derived.items()
             if only is None or name in only
         )
         self.known = frozenset(schema.get("properties", {}))
         self.unknown_seen: set[str] = set()
+        self._reported: set[str] = set()
 
     def __call__(self, raw: object) -> dict[str, t.Any] | None:
-        """Return the normalized object (None stays None).
+        """Return the normalized object (None, "" and ``[]`` become None).
 
         Raises:
             NormalizationError: naming the field whose value does not fit.
         """
-        if raw is None:
-            return None
         if raw.__class__ is not dict:
+            if _is_empty(raw):
+                return None
             msg = f"{raw!r} is not an object"
             raise NormalizationError(msg)
         try:
@@ -291,14 +377,29 @@ class RecordNormalizer:
                 else convert(value)
                 for name, ready, convert in self.fields
             }
+            for name, source, convert in self.derived:
+                result[name] = convert(source(raw))
         except NormalizationError:
-            for name, _, convert in self.fields:
-                try:
-                    convert(raw.get(name))
-                except NormalizationError as exc:  # noqa: PERF203 (error path)
-                    msg = f"field '{name}': {exc}"
-                    raise NormalizationError(msg) from None
+            self._raise_for_failing_field(raw)
             raise
         if self.report_unknown and not raw.keys() <= self.known:
             self.unknown_seen.update(raw.keys() - self.known)
         return result
+
+    def _raise_for_failing_field(self, raw: dict[str, t.Any]) -> None:
+        checks = [(name, convert, raw.get(name)) for name, _, convert in self.fields]
+        checks += [
+            (name, convert, source(raw)) for name, source, convert in self.derived
+        ]
+        for name, convert, value in checks:
+            try:
+                convert(value)
+            except NormalizationError as exc:  # noqa: PERF203 (error path)
+                msg = f"field '{name}': {exc}"
+                raise NormalizationError(msg) from None
+
+    def newly_unknown(self) -> list[str]:
+        """Unknown field names seen since the last call, to report each only once."""
+        fresh = sorted(self.unknown_seen - self._reported)
+        self._reported.update(fresh)
+        return fresh

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_smartflo.normalize import NormalizationError, to_int
+from typing_extensions import override
+
+from tap_smartflo.normalize import NormalizationError, to_bool, to_int
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime, timedelta
 
 
 class PaginationError(RuntimeError):
@@ -56,14 +62,73 @@ class PageNumberPaginator:
             return None
         return token + 1
 
-    @staticmethod
-    def after(token: int) -> int:
-        """Return the page number after ``token``, for fetching ahead."""
+    def after(self, token: int) -> int | None:
+        """Return the page number after ``token``, for fetching ahead.
+
+        None when the paginator already knows the data ends before that page.
+        """
         return token + 1
 
 
+class CountedPageNumberPaginator(PageNumberPaginator):
+    """Page numbers for a query whose every page says ``count``, the total matching it.
+
+    The query is done once as many distinct records as the latest ``count`` have been
+    read, so a total that is a multiple of the limit costs no extra request for an
+    empty page; otherwise the page-number rules above decide. Records written while
+    the pages are read shift them: a record seen on two pages is counted once.
+    """
+
+    def __init__(self, start: int = 1) -> None:
+        """Start at page ``start``."""
+        super().__init__(start)
+        self._seen: set[object] = set()
+        self._count: int | None = None
+        self._limit: int | None = None
+
+    @override
+    def next_token(
+        self, token: int, body: t.Mapping[str, t.Any], records: t.Sequence[t.Any]
+    ) -> int | None:
+        next_page = super().next_token(token, body, records)
+        self._seen.update(_key(record) for record in records)
+        try:
+            self._count = to_int(body.get("count"))
+        except NormalizationError:
+            self._count = None
+        self._limit = _server_limit(body)
+        if self._count is not None and len(self._seen) >= self._count:
+            return None
+        return next_page
+
+    @override
+    def after(self, token: int) -> int | None:
+        """The page after ``token``, unless ``count`` says no record is left for it."""
+        count, limit = self._count, self._limit
+        if count is not None and limit and token * limit >= count:
+            return None
+        return token + 1
+
+
+def time_windows(
+    start: datetime, end: datetime, length: timedelta
+) -> Iterator[tuple[datetime, datetime]]:
+    """Split ``[start, end)`` into windows of at most ``length``, oldest first.
+
+    Consecutive windows share their edge, so each moment lies in exactly one window.
+    """
+    while start < end:
+        stop = min(start + length, end)
+        yield start, stop
+        start = stop
+
+
 class KeysetPaginator:
-    """``last_seen_id`` keyset pages, until the server says ``has_more`` is false."""
+    """``last_seen_id`` keyset pages, until the server says ``has_more`` is false.
+
+    A body without ``has_more`` is read on to an empty page (one extra request rather
+    than a silent stop); ``has_more`` may be a boolean or its text.
+    """
 
     def __init__(self, start: object = None) -> None:
         """Start before any key (or after ``start``)."""
@@ -81,9 +146,12 @@ class KeysetPaginator:
         Raises:
             PaginationError: when the server hands back a key it gave before.
         """
-        if not records or not body.get("has_more"):
+        if not records or not _has_more(body):
             return None
         next_key = body.get("last_seen_id")
+        if next_key is None:
+            # "Return users after this id": the last one on this page.
+            next_key = _key(records[-1])
         if next_key is None or next_key in self._seen:
             msg = (
                 f"the server answered has_more with last_seen_id={next_key!r}, "
@@ -92,6 +160,16 @@ class KeysetPaginator:
             raise PaginationError(msg)
         self._seen.add(next_key)
         return next_key
+
+
+def _has_more(body: t.Mapping[str, t.Any]) -> bool:
+    if body.get("has_more") is None:
+        return True
+    try:
+        return bool(to_bool(body["has_more"]))
+    except NormalizationError:
+        msg = f"has_more={body['has_more']!r} is neither true nor false"
+        raise PaginationError(msg) from None
 
 
 def _key(record: t.Any) -> object:  # noqa: ANN401

@@ -22,13 +22,20 @@ from tap_smartflo.normalize import NormalizationError, parse_time
 from tap_smartflo.pacing import Pacer
 from tap_smartflo.pagination import PaginationError
 from tap_smartflo.retry import RetryPolicy
-from tap_smartflo.streams import ContactsStream
+from tap_smartflo.streams import (
+    CallRecordsStream,
+    ContactGroupsStream,
+    ContactsStream,
+    UsersStream,
+)
 from tap_smartflo.writer import SmartfloWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
 
 DEFAULT_API_URL = "https://api-smartflo.tatateleservices.com"
+#: The longest from_date/to_date range public integrations use.
+MAX_CALL_WINDOW_DAYS = 30
 SECRET_SETTINGS = ("api_token", "password")
 
 
@@ -81,8 +88,10 @@ class TapSmartflo(Tap):
             th.DateTimeType,
             title="Start date",
             description=(
-                "Earliest updated_at to extract on the first sync (ISO 8601; a time "
-                "without an offset is read as UTC). Leave empty for all history."
+                "Earliest time to extract on the first sync: updated_at for contacts "
+                "and contact groups, the call's start for call records (ISO 8601; a "
+                "time without an offset is read as UTC). Leave empty for all history "
+                "(call records: from 2015-01-01)."
             ),
         ),
         th.Property(
@@ -110,8 +119,8 @@ class TapSmartflo(Tap):
             default=10,
             title="Lookback minutes",
             description=(
-                "Minutes before the previous bookmark that an incremental run "
-                "re-reads, for changes committed late on the server. Widens "
+                "Minutes before the previous bookmark that contacts and contact "
+                "groups re-read, for changes committed late on the server. Widens "
                 "requests, never the stored bookmark."
             ),
         ),
@@ -154,11 +163,40 @@ class TapSmartflo(Tap):
                 "jitter, at most 60 s). A Retry-After header from the API wins."
             ),
         ),
+        th.Property(
+            "call_records_window_days",
+            th.IntegerType,
+            default=MAX_CALL_WINDOW_DAYS,
+            title="Call records window days",
+            description=(
+                "Days of calls asked for per request window (from_date/to_date), "
+                "1 to 30: public integrations keep to 30, and longer ranges are not "
+                "known to work. Each window costs at least one request, even when "
+                "empty (12 a year of history at 30)."
+            ),
+        ),
+        th.Property(
+            "call_records_lookback_hours",
+            th.NumberType,
+            default=24,
+            title="Call records lookback hours",
+            description=(
+                "Hours before the previous call-records bookmark that each run "
+                "re-reads: a call is recorded when it ends and keyed on when it "
+                "started, and fields such as recording_url are filled in later. "
+                "Keep it above your longest call."
+            ),
+        ),
     ).to_dict()
 
     @override
     def discover_streams(self) -> list[Stream]:
-        return [ContactsStream(self)]
+        return [
+            ContactsStream(self),
+            ContactGroupsStream(self),
+            CallRecordsStream(self),
+            UsersStream(self),
+        ]
 
     @override
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -323,9 +361,15 @@ def _setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         value = config.get(name)
         if isinstance(value, int | float) and value < minimum:
             errors.append(f"{name} must be positive, got {value}")
-    lookback = config.get("lookback_minutes")
-    if isinstance(lookback, int | float) and lookback < 0:
-        errors.append(f"lookback_minutes must be zero or more, got {lookback}")
+    for name in ("lookback_minutes", "call_records_lookback_hours"):
+        lookback = config.get(name)
+        if isinstance(lookback, int | float) and lookback < 0:
+            errors.append(f"{name} must be zero or more, got {lookback}")
+    days = config.get("call_records_window_days")
+    if isinstance(days, int) and not 1 <= days <= MAX_CALL_WINDOW_DAYS:
+        errors.append(
+            f"call_records_window_days must be 1 to {MAX_CALL_WINDOW_DAYS}, got {days}"
+        )
     return errors
 
 

@@ -11,8 +11,20 @@ survive switched on by attributes:
 - ``ignore_page``: every page is page 1 (a broken server);
 - a request log (``requests``) that tests assert on.
 
-The data can change between runs (``add_contacts``, ``touch``, ``soft_delete``).
-Run it by hand with ``python -m tests.fake_smartflo --contacts 5000``.
+Contact groups, call records and users follow their documented shapes, with their
+quirks: group times in ``+0530``; contact groups' ``limit`` capped at 100; call
+records newest first with ``count``, ``from_date``/``to_date`` read as IST and
+inclusive (``exclusive_call_dates`` for the other reading; ``ignore_call_dates``
+for a server that does not filter), 24-hex ids (``call_ids``:
+"int" or "mixed" for older accounts), numbers as numeric strings, ``"N.A."`` ring
+times, PHP's ``[]`` for empty objects and every shape public code has seen in the
+nested fields; users in ``last_seen_id`` keyset pages. Calls can arrive while a
+window is read (``late_calls_during_read``), and one page of one window can answer
+a body without results (``broken_call_page``: its from_date and page).
+
+The data can change between runs (``add_contacts``, ``touch``, ``soft_delete``,
+``add_groups``, ``touch_group``, ``add_calls``, ``add_call``, ``touch_call``,
+``add_users``). Run it by hand with ``python -m tests.fake_smartflo --contacts 5000``.
 """
 
 from __future__ import annotations
@@ -38,6 +50,8 @@ IST = timezone(timedelta(hours=5, minutes=30))
 TOKEN = "fake-api-token-0123456789abcdef"
 FIRST_NAMES = ("Asha", "Ravi", "Meera", "Arjun", "Priya", "Kiran", "Divya", "Rahul")
 GROUPS = ((39663, "dd contact group"), (39664, "Leads"), (39665, "Customers"))
+FIELD_MAP = ["Phone Number", "Name", "Email Id", "Address", "Company Name"]
+CALL_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass
@@ -109,6 +123,49 @@ class Contact:
 
 
 @dataclass
+class ContactGroup:
+    """A contact group as the server stores it (rendered with IST offsets)."""
+
+    id: int
+    name: str
+    list_id: int | None
+    description: str | None
+    field_map: list[str]
+    added_by: int
+    created_by: int
+    clone_from_contact: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+    visible_to: list[object] | None = None
+
+
+@dataclass
+class CallRecord:
+    """A call detail record; ``shape`` picks which of the API's quirks it shows."""
+
+    id: str | int
+    seq: int
+    started_at: datetime
+    duration: int
+    answered: bool
+    recording_url: str | None
+    shape: int
+    agent: str = "Asha"
+
+
+@dataclass
+class User:
+    """A user and its agent."""
+
+    id: int
+    name: str
+    agent_id: str | None
+    role_id: int
+    extension: int
+
+
+@dataclass
 class FakeSmartflo:
     """The fake API. Use as a context manager, or ``start()`` and ``stop()``."""
 
@@ -146,6 +203,16 @@ class FakeSmartflo:
     #: server's own JSON work out of the client's measurements).
     cache_bodies: bool = False
     base_time: datetime = datetime(2024, 5, 8, 12, 0, 0, tzinfo=UTC)
+    contact_groups: int = 0
+    calls: int = 0
+    #: Seeded calls start at random in [now - call_history, now - 1 hour].
+    call_history: timedelta = timedelta(days=3)
+    call_ids: str = "hex"
+    exclusive_call_dates: bool = False
+    ignore_call_dates: bool = False
+    late_calls_during_read: int = 0
+    broken_call_page: tuple[str, str] | None = None
+    users: int = 0
 
     def __post_init__(self) -> None:
         """Seed the data."""
@@ -157,6 +224,7 @@ class FakeSmartflo:
         self.version = 0  # bumped by every change to the data
         self.clock = self.base_time
         self.add_contacts(self.contacts)
+        self.seed_more()
         self.server: ThreadingHTTPServer | None = None
         self.token_expiry: dict[str, float] = {}
         self._sorted: tuple[int, list[Contact]] = (-1, [])
@@ -164,6 +232,19 @@ class FakeSmartflo:
         self.body_cache: dict[tuple[object, ...], bytes] = {}
         self.failed_logins = 0
         self.issued_tokens = 0
+
+    def seed_more(self) -> None:
+        """Seed contact groups, calls and users."""
+        self.group_store: dict[int, ContactGroup] = {}
+        self.call_store: dict[str | int, CallRecord] = {}
+        self.user_store: dict[int, User] = {}
+        self._call_seq = 0
+        self.add_groups(self.contact_groups)
+        now = datetime.now(UTC).replace(microsecond=0)
+        self.add_calls(
+            self.calls, between=(now - self.call_history, now - timedelta(hours=1))
+        )
+        self.add_users(self.users)
 
     # Data
 
@@ -220,6 +301,105 @@ class FakeSmartflo:
             contact = self.store[contact_id]
             contact.updated_at = contact.deleted_at = self.tick(5)
 
+    def add_groups(self, count: int) -> list[int]:
+        """Add ``count`` contact groups (the first ones are those contacts name)."""
+        ids = []
+        with self.lock:
+            for _ in range(count):
+                index = len(self.group_store)
+                if index < len(GROUPS):
+                    group_id, name = GROUPS[index]
+                else:
+                    group_id, name = 39663 + index * 7, f"Group {index}"
+                self.clock += timedelta(seconds=self.rng.randint(1, 30))
+                custom = self.rng.choice([[], ["Alternate Phone Number"]])
+                self.group_store[group_id] = ContactGroup(
+                    id=group_id,
+                    name=name,
+                    list_id=self.rng.choice([None, 1200 + index]),
+                    description=self.rng.choice([None, f"{name} from the website"]),
+                    field_map=FIELD_MAP + custom,
+                    added_by=7001,
+                    created_by=7001,
+                    clone_from_contact=0,
+                    created_at=self.clock,
+                    updated_at=self.clock,
+                    visible_to=self.rng.choice([None, ["Sales"], ["Sales", 12]]),
+                )
+                ids.append(group_id)
+        return ids
+
+    def touch_group(self, group_id: int, **changes: object) -> None:
+        """Update a contact group (its ``updated_at`` becomes the server's clock)."""
+        with self.lock:
+            group = self.group_store[group_id]
+            for key, value in changes.items():
+                setattr(group, key, value)
+            group.updated_at = self.tick(5)
+
+    def add_calls(
+        self, count: int, *, between: tuple[datetime, datetime]
+    ) -> list[str | int]:
+        """Add ``count`` calls starting at random whole seconds in ``between``."""
+        low, high = between
+        span = int((high - low).total_seconds())
+        moments = [
+            low + timedelta(seconds=self.rng.randint(0, span)) for _ in range(count)
+        ]
+        return [self.add_call(moment) for moment in sorted(moments)]
+
+    def add_call(self, started_at: datetime, **fields: object) -> str | int:
+        """Add one call that started at ``started_at``; ``fields`` override."""
+        with self.lock:
+            self._call_seq += 1
+            seq = self._call_seq
+            as_int = self.call_ids == "int" or (self.call_ids == "mixed" and seq % 2)
+            call_id: str | int = (
+                6_000_000 + seq if as_int else f"{self.rng.getrandbits(96):024x}"
+            )
+            answered = self.rng.random() < 0.7
+            call = CallRecord(
+                id=call_id,
+                seq=seq,
+                started_at=started_at,
+                duration=self.rng.randint(5, 900),
+                answered=answered,
+                recording_url=(
+                    f"https://recordings.example.com/{seq}.mp3" if answered else None
+                ),
+                shape=seq % 4,
+                agent=self.rng.choice(FIRST_NAMES),
+            )
+            for key, value in fields.items():
+                setattr(call, key, value)
+            self.call_store[call.id] = call
+        return call.id
+
+    def touch_call(self, call_id: str | int, **changes: object) -> None:
+        """Change a call after the fact (a recording_url arriving late)."""
+        with self.lock:
+            call = self.call_store[call_id]
+            for key, value in changes.items():
+                setattr(call, key, value)
+
+    def add_users(self, count: int) -> list[int]:
+        """Add ``count`` users with increasing ids (some without an agent)."""
+        ids = []
+        with self.lock:
+            next_id = max(self.user_store, default=370700) + 1
+            for _ in range(count):
+                user_id = next_id
+                next_id += self.rng.randint(1, 4)
+                self.user_store[user_id] = User(
+                    id=user_id,
+                    name=f"{self.rng.choice(FIRST_NAMES)} {user_id}",
+                    agent_id=None if user_id % 5 == 0 else f"0{user_id}0001",
+                    role_id=self.rng.choice([1, 2, 3]),
+                    extension=1000 + len(self.user_store),
+                )
+                ids.append(user_id)
+        return ids
+
     @property
     def newest_updated_at(self) -> datetime:
         """The newest ``updated_at`` in the store."""
@@ -257,6 +437,104 @@ class FakeSmartflo:
             "created_at": self.render_time(contact.created_at, ist=ist),
             "updated_at": self.render_time(contact.updated_at, ist=ist),
             "deleted_at": self.render_time(contact.deleted_at, ist=ist),
+        }
+
+    def render_group(self, group: ContactGroup) -> dict[str, object]:
+        """The JSON object the API sends for ``group`` (times in IST offsets)."""
+        return {
+            "id": self.render_id(group.id),
+            "name": group.name,
+            "list_id": None if group.list_id is None else self.render_id(group.list_id),
+            "description": group.description,
+            "field_map": list(group.field_map),
+            "added_by": group.added_by,
+            "created_by": group.created_by,
+            "clone_from_contact": group.clone_from_contact,
+            "created_at": self.render_time(group.created_at, ist=True),
+            "updated_at": self.render_time(group.updated_at, ist=True),
+            "deleted_at": self.render_time(group.deleted_at, ist=True),
+            "visible_to": group.visible_to,
+        }
+
+    @staticmethod
+    def render_call(call: CallRecord) -> dict[str, object]:
+        """The JSON object the API sends for ``call``: IST times, and per ``shape``
+        numbers as numeric strings, "N.A.", ``[]`` for empty objects, and each shape
+        public code has seen in the nested fields."""
+        start = call.started_at.astimezone(IST)
+        end = start + timedelta(seconds=call.duration)
+        answered = call.duration - 5 if call.answered else 0
+        shape = call.shape
+        agent = {"name": call.agent, "number": "+919800000001", "status": "answered"}
+        notes = [None, "Asked for a callback", [{"note": "VIP", "by": 7001}], []][shape]
+        return {
+            "id": call.id,
+            "call_id": f"{int(call.started_at.timestamp())}.{call.seq:06d}",
+            "uuid": f"{call.seq:08x}-4b1e-4c2a-9d3f-000000000000",
+            "direction": "inbound" if call.seq % 3 else "outbound",
+            "description": "Call answered" if call.answered else "Call missed",
+            "detailed_description": f"Handled by {call.agent}",
+            "status": "answered" if call.answered else "missed",
+            "recording_url": call.recording_url,
+            "service": "Cloud Phone",
+            "date": start.strftime("%Y-%m-%d"),
+            "time": start.strftime("%H:%M:%S"),
+            "end_stamp": end.strftime(CALL_DATE_FORMAT),
+            "call_duration": str(call.duration) if shape % 2 else call.duration,
+            "answered_seconds": str(answered) if shape else answered,
+            "minutes_consumed": -(-answered // 60),
+            "charges": ["0.50", 1, 0.75, "0"][shape],
+            "department_name": ["Sales", None, "Support", "Sales"][shape],
+            "agent_number": "+919800000001",
+            "agent_name": call.agent,
+            "client_number": f"+9198{call.seq:08d}",
+            "did_number": "+918000000000",
+            "reason": None if call.answered else "Agent not available",
+            "hangup_cause": "NORMAL_CLEARING",
+            "notes": notes,
+            "contact_details": [{"id": call.seq, "name": "Ravi"}, [], None, "Ravi"][
+                shape
+            ],
+            "missed_agents": [[], [{"agent_id": "05001", "name": "Meera"}], [2, 3], []][
+                shape
+            ],
+            "agent_hangup_data": [agent, [agent, agent], None, []][shape],
+            "agent_ring_time": str(call.seq % 30) if call.answered else "N.A.",
+            "circle": {"operator": "Airtel", "circle": "Karnataka"},
+            "call_flow": [
+                [{"type": "Init", "time": 1715235734}, {"type": "Agent"}],
+                ["start", "connect"],
+                [],
+                {"0": {"type": "IVR"}, "2": {"type": "Hangup"}},
+            ][shape],
+            "call_hint": ["hint", None, "urgent", None][shape],
+            "lead_id": [None, 501, "L-77", None][shape],
+            "dialer_call_details": [None, {"campaign_id": 12}, [], "Campaign 9"][shape],
+            "custom_status": [None, {"id": 3, "name": "Interested"}, "Interested", []][
+                shape
+            ],
+        }
+
+    def render_user(self, user: User) -> dict[str, object]:
+        """The JSON object the API sends for ``user``."""
+        agent = None
+        if user.agent_id is not None:
+            agent = {
+                "id": user.agent_id,
+                "name": user.name,
+                "status": 1,
+                "follow_me_number": "+919800000001",
+            }
+        return {
+            "id": self.render_id(user.id),
+            "name": user.name,
+            "agent": agent,
+            "login_id": f"user{user.id}@example.com",
+            "is_login_based_calling_enabled": user.id % 2 == 0,
+            "is_international_outbound_enabled": user.id % 2 == 1,
+            "user_role": {"id": self.render_id(user.role_id), "name": "Agent"},
+            "extension": user.extension,
+            "user_status": 1,
         }
 
     # Endpoints
@@ -303,6 +581,84 @@ class FakeSmartflo:
             "results": [self.render_contact(c) for c in chunk],
         }
 
+    def list_contact_groups(self, params: dict[str, str]) -> dict[str, object]:
+        """``GET /v1/contact/groups`` (``limit`` is documented 1 to 100)."""
+        page, limit = self.page_params(params)
+        limit = min(limit, 100)
+        with self.lock:
+            rows = sorted(self.group_store.values(), key=lambda group: group.id)
+        if "updated_after" in params:
+            after = self.parse_query_time(params["updated_after"])
+            rows = [g for g in rows if g.updated_at > after]
+        if "contact_group_id" in params:
+            rows = [g for g in rows if str(g.id) == params["contact_group_id"]]
+        chunk = rows[(page - 1) * limit : page * limit]
+        return {
+            "page": page,
+            "size": len(chunk),
+            "limit": limit,
+            "results": [self.render_group(g) for g in chunk],
+        }
+
+    def list_call_records(self, params: dict[str, str]) -> dict[str, object]:
+        """``GET /v1/call/records``: newest first, with ``count``."""
+        page, limit = self.page_params(params)
+        asked = (params.get("from_date", ""), params.get("page", "1"))
+        if asked == self.broken_call_page:
+            return {"success": False, "message": "Something went wrong"}
+        with self.lock:
+            rows = list(self.call_store.values())
+        low = high = None
+        if self.ignore_call_dates:
+            params = {k: v for k, v in params.items() if not k.endswith("_date")}
+        if "from_date" in params:
+            low = datetime.strptime(params["from_date"], CALL_DATE_FORMAT)  # noqa: DTZ007
+            low = low.replace(tzinfo=IST)
+            rows = [c for c in rows if self._after(c.started_at, low)]
+        if "to_date" in params:
+            high = datetime.strptime(params["to_date"], CALL_DATE_FORMAT)  # noqa: DTZ007
+            high = high.replace(tzinfo=IST)
+            rows = [c for c in rows if self._after(high, c.started_at)]
+        rows.sort(key=lambda c: (c.started_at, c.seq), reverse=True)
+        chunk = rows[(page - 1) * limit : page * limit]
+        if page == 1 and chunk and self.late_calls_during_read:
+            self._arrive_during_read(chunk[0].started_at, high)
+        return {
+            "count": len(rows),
+            "limit": limit,
+            "size": len(chunk),
+            "page": page,
+            "results": [self.render_call(c) for c in chunk],
+        }
+
+    def _after(self, later: datetime, earlier: datetime) -> bool:
+        return later > earlier or (not self.exclusive_call_dates and later == earlier)
+
+    def _arrive_during_read(self, newest: datetime, high: datetime | None) -> None:
+        """Calls written into the window being read, newer than all it held."""
+        count, self.late_calls_during_read = self.late_calls_during_read, 0
+        self.late_arrivals = []
+        for n in range(1, count + 1):
+            moment = newest + timedelta(seconds=n)
+            assert high is None or moment < high, "no room for late calls"
+            self.late_arrivals.append(self.add_call(moment))
+
+    def list_users(self, params: dict[str, str]) -> dict[str, object]:
+        """``GET /v1/users``: keyset pages after ``last_seen_id``."""
+        limit = min(int(params.get("limit", self.default_limit)), self.page_cap)
+        with self.lock:
+            rows = sorted(self.user_store.values(), key=lambda user: user.id)
+        if "last_seen_id" in params:
+            rows = [u for u in rows if u.id > int(params["last_seen_id"])]
+        chunk = rows[:limit]
+        last = chunk[-1].id if chunk else params.get("last_seen_id")
+        return {
+            "has_more": len(rows) > limit,
+            "count": len(chunk),
+            "last_seen_id": None if last is None else self.render_id(int(last)),
+            "data": [self.render_user(u) for u in chunk],
+        }
+
     def sorted_contacts(self) -> list[Contact]:
         """Contacts in id order (sorted once per change of the data)."""
         with self.lock:
@@ -326,7 +682,12 @@ class FakeSmartflo:
 
     def routes(self) -> dict[tuple[str, str], object]:
         """(method, path) -> handler taking the query params, returning a body."""
-        return {("GET", "/v1/contacts"): self.list_contacts}
+        return {
+            ("GET", "/v1/contacts"): self.list_contacts,
+            ("GET", "/v1/contact/groups"): self.list_contact_groups,
+            ("GET", "/v1/call/records"): self.list_call_records,
+            ("GET", "/v1/users"): self.list_users,
+        }
 
     def token_status(self, header: str | None) -> str:
         """ "ok", "expired" or "invalid"; Bearer tokens and bare tokens both work."""
@@ -526,9 +887,17 @@ def main() -> None:
     """Serve fake data until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=1000)
+    parser.add_argument("--groups", type=int, default=12)
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--users", type=int, default=40)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    api = FakeSmartflo(contacts=args.contacts).start(args.port)
+    api = FakeSmartflo(
+        contacts=args.contacts,
+        contact_groups=args.groups,
+        calls=args.calls,
+        users=args.users,
+    ).start(args.port)
     print(f"Fake Smartflo API at {api.url} (token {TOKEN})", flush=True)  # noqa: T201
     try:
         threading.Event().wait()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import typing as t
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+
+import jsonschema
 
 from tests.fake_smartflo import TOKEN
 
@@ -59,6 +64,42 @@ class TapRun:
         """The final replication_key_value of ``stream``."""
         return self.final_state["bookmarks"][stream].get("replication_key_value")
 
+    def schema_errors(self, stream: str) -> list[str]:
+        """Every way a record of ``stream`` breaks the schema the tap announced."""
+        validator = jsonschema.Draft7Validator(self.schema(stream)["schema"])
+        return [
+            f"{record.get('id')}: {error.message}"
+            for record in self.records(stream)
+            for error in validator.iter_errors(record)
+        ]
+
+
+def selecting(catalog: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, t.Any]:
+    """``catalog`` with only ``streams`` selected, as a user would edit it."""
+    wanted = set(streams)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] in wanted
+    return catalog
+
+
+@cache
+def _discovered_catalog() -> dict[str, t.Any]:
+    """The tap's catalog (discovery makes no request, so any config will do)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        run = run_tap(
+            base_config("http://127.0.0.1:9"),
+            workdir=Path(workdir),
+            args=["--discover"],
+        )
+    return t.cast("dict[str, t.Any]", json.loads(run.stdout))
+
+
+def catalog_selecting(streams: t.Iterable[str]) -> dict[str, t.Any]:
+    """The tap's catalog with only ``streams`` selected."""
+    return selecting(copy.deepcopy(_discovered_catalog()), streams)
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without any TAP_SMARTFLO_* settings of the developer's."""
@@ -73,11 +114,14 @@ def run_tap(
     workdir: Path,
     state: dict[str, t.Any] | None = None,
     catalog: dict[str, t.Any] | None = None,
+    streams: t.Iterable[str] | None = None,
     args: t.Sequence[str] = (),
     env: dict[str, str] | None = None,
     timeout: float = 120,
 ) -> TapRun:
-    """Run the tap CLI once and capture its output."""
+    """Run the tap CLI once and capture its output (only ``streams``, if given)."""
+    if streams is not None:
+        catalog = catalog_selecting(streams)
     command = [sys.executable, "-m", "tap_smartflo"]
     for name, value in (("config", config), ("state", state), ("catalog", catalog)):
         if value is not None:

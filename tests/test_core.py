@@ -11,7 +11,7 @@ from tap_smartflo.tap import TapSmartflo
 from tests.fake_smartflo import FakeSmartflo
 from tests.tap_runner import base_config
 
-API = FakeSmartflo(contacts=400).start()
+API = FakeSmartflo(contacts=400, contact_groups=12, calls=300, users=120).start()
 
 TestTapSmartflo = get_tap_test_class(
     TapSmartflo,

@@ -7,7 +7,11 @@ import pytest
 from tap_smartflo.normalize import (
     NormalizationError,
     RecordNormalizer,
+    date_time_text,
+    not_available_as_null,
+    to_id_text,
     to_int,
+    to_number,
     to_utc_rfc3339,
 )
 
@@ -72,3 +76,123 @@ def test_record_is_projected_onto_the_schema_with_the_failing_field_named():
     assert normalize.unknown_seen == {"new"}
     with pytest.raises(NormalizationError, match="field 'at'"):
         normalize({"id": 1, "at": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("664f1c2e9b1d8a0012ab34cd", "664f1c2e9b1d8a0012ab34cd"),
+        (6000123, "6000123"),
+        (6000123.0, "6000123"),
+        ("1715235734.129662", "1715235734.129662"),
+        (None, None),
+    ],
+)
+def test_ids_that_are_text_stay_text_and_numbers_become_their_digits(raw, expected):
+    assert to_id_text(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [True, {}, [1]])
+def test_an_id_that_is_neither_text_nor_number_is_an_error(raw):
+    with pytest.raises(NormalizationError):
+        to_id_text(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("N.A.", None), ("n/a", None), ("12", 12), (7.5, 7.5)]
+)
+def test_not_available_placeholders_become_null(raw, expected):
+    assert not_available_as_null(to_number)(raw) == expected
+
+
+def test_a_value_that_is_neither_a_number_nor_a_placeholder_is_still_an_error():
+    with pytest.raises(NormalizationError):
+        not_available_as_null(to_number)("soon")
+
+
+FREE_FORM = {
+    "properties": {
+        "blob": {"type": ["object", "null"]},
+        "steps": {"type": ["array", "null"], "items": {"type": ["object", "null"]}},
+        "labels": {"type": ["array", "null"], "items": {"type": ["string", "null"]}},
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"a": 1}, {"a": 1}),
+        ([], None),  # PHP writes an empty object as []
+        ("", None),
+        (None, None),
+        ("Interested", {"value": "Interested"}),
+        ([1, 2], {"value": [1, 2]}),
+    ],
+)
+def test_a_free_form_object_is_always_an_object_or_null(raw, expected):
+    assert RecordNormalizer(FREE_FORM)({"blob": raw})["blob"] == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ([{"type": "IVR"}], [{"type": "IVR"}]),
+        ({"type": "IVR"}, [{"type": "IVR"}]),  # one object where a list belongs
+        (
+            {"0": {"n": 0}, "2": {"n": 2}, "10": {"n": 10}},
+            [{"n": 0}, {"n": 2}, {"n": 10}],
+        ),
+        (["start", 2], [{"value": "start"}, {"value": 2}]),
+        ([], []),
+        ("", None),
+    ],
+)
+def test_a_list_of_free_form_objects_is_always_a_list_of_objects(raw, expected):
+    assert RecordNormalizer(FREE_FORM)({"steps": raw})["steps"] == expected
+
+
+def test_list_items_get_the_items_type():
+    assert RecordNormalizer(FREE_FORM)({"labels": ["Sales", 12]})["labels"] == [
+        "Sales",
+        "12",
+    ]
+
+
+def test_a_derived_field_is_converted_like_any_other():
+    schema = {
+        "properties": {
+            "date": {"type": ["string", "null"]},
+            "time": {"type": ["string", "null"]},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+        }
+    }
+
+    def started(raw):
+        return date_time_text(raw.get("date"), raw.get("time"))
+
+    normalize = RecordNormalizer(schema, derived={"started_at": started})
+    record = normalize({"date": "2024-05-09", "time": "11:52:14"})
+    assert record == {
+        "date": "2024-05-09",
+        "time": "11:52:14",
+        "started_at": "2024-05-09T06:22:14+00:00",  # IST wall-clock time
+    }
+    assert normalize({"date": "2024-05-09", "time": None})["started_at"] is None
+    assert normalize.unknown_seen == set()
+    with pytest.raises(NormalizationError, match="field 'started_at'"):
+        normalize({"date": "2024-05-09", "time": "late"})
+
+
+def test_an_empty_nested_object_from_php_is_null():
+    schema = {"properties": {"agent": {"type": ["object", "null"], "properties": {}}}}
+    assert RecordNormalizer(schema)({"agent": []}) == {"agent": None}
+
+
+def test_unknown_fields_are_reported_once_each():
+    normalize = RecordNormalizer({"properties": {"id": {"type": "integer"}}})
+    normalize({"id": 1, "new": 1})
+    assert normalize.newly_unknown() == ["new"]
+    normalize({"id": 2, "new": 1, "newer": 2})
+    assert normalize.newly_unknown() == ["newer"]
+    assert normalize.newly_unknown() == []

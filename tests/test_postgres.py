@@ -84,6 +84,29 @@ def rows(database: str) -> dict[int, dict[str, t.Any]]:
     return by_id
 
 
+def other_streams(api: FakeSmartflo) -> dict[str, set[str]]:
+    """The keys of the other streams' records, as text."""
+    return {
+        "contact_groups": {str(key) for key in api.group_store},
+        "call_records": {str(key) for key in api.call_store},
+        "users": {str(key) for key in api.user_store},
+    }
+
+
+def other_tables(database: str) -> dict[str, set[str]]:
+    """The ids in the other streams' tables, as text; no id may repeat."""
+    found = {}
+    with psycopg.connect(dbname=database) as connection:
+        for table in ("contact_groups", "call_records", "users"):
+            query = sql.SQL("SELECT id::text FROM smartflo.{}").format(
+                sql.Identifier(table)
+            )
+            ids = [row[0] for row in connection.execute(query)]
+            assert len(ids) == len(set(ids)), f"duplicate ids in {table}"
+            found[table] = set(ids)
+    return found
+
+
 def scalar(database: str, query: str) -> t.Any:
     with psycopg.connect(dbname=database) as connection:
         row = connection.execute(query).fetchone()
@@ -104,7 +127,7 @@ def assert_row_is(row: dict[str, t.Any], contact: Contact) -> None:
 def test_meltano_run_into_postgres_upserts_updates_and_soft_deletes(
     database: str, meltano: Meltano
 ):
-    with FakeSmartflo(contacts=500) as api:
+    with FakeSmartflo(contacts=500, contact_groups=6, calls=80, users=12) as api:
         env = {
             "TAP_SMARTFLO_API_URL": api.url,
             "TAP_SMARTFLO_API_TOKEN": TOKEN,
@@ -112,6 +135,8 @@ def test_meltano_run_into_postgres_upserts_updates_and_soft_deletes(
         }
         meltano.ok("run", "tap-smartflo", "target-postgres", **env)
         first = rows(database)
+        assert all(other_streams(api).values())
+        assert other_tables(database) == other_streams(api)
         assert first.keys() == api.store.keys()
         for contact in api.store.values():
             assert_row_is(first[contact.id], contact)
@@ -127,6 +152,9 @@ def test_meltano_run_into_postgres_upserts_updates_and_soft_deletes(
         sent = [r.params for r in api.requests_to("/v1/contacts")]
 
     assert sent, "the second run made no request"
+    # Every stream lands as its own table, one row per record however often re-read
+    # (users in full each run, call records over their lookback hours).
+    assert other_tables(database) == other_streams(api)
     assert all("updated_after" in params for params in sent), "not incremental"
     second = rows(database)
     # One row per contact ever seen, none twice; soft-deleted contacts stay as rows.

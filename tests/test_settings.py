@@ -41,6 +41,12 @@ def test_email_without_password_is_not_enough(tap, api):
         ({"request_timeout": 0}, "request_timeout must be positive"),
         ({"api_url": "api-smartflo.tatateleservices.com"}, "is not an http(s) URL"),
         ({"lookback_minutes": -1}, "lookback_minutes must be zero or more"),
+        (
+            {"call_records_lookback_hours": -1},
+            "call_records_lookback_hours must be zero or more",
+        ),
+        ({"call_records_window_days": 0}, "call_records_window_days must be 1 to 30"),
+        ({"call_records_window_days": 31}, "call_records_window_days must be 1 to 30"),
     ],
 )
 def test_bad_settings_fail_with_one_clear_line(tap, api, settings, words):

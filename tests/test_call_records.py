@@ -1,0 +1,316 @@
+"""Call records end to end: closed windows, count, lookback, one type per field."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.fake_smartflo import IST, FakeSmartflo
+from tests.tap_runner import base_config, catalog_selecting
+
+UTC = timezone.utc
+PATH = "/v1/call/records"
+RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
+NESTED = {
+    "notes": list,
+    "contact_details": dict,
+    "missed_agents": list,
+    "agent_hangup_data": list,
+    "circle": dict,
+    "call_flow": list,
+    "dialer_call_details": dict,
+    "custom_status": dict,
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def config(api, start: datetime, **settings):
+    return base_config(api.url, start_date=start.isoformat(), **settings)
+
+
+def emitted_id(call_id: str | int) -> str:
+    return str(call_id)
+
+
+def started_between(api, low: datetime, high: datetime) -> set[str]:
+    return {
+        emitted_id(c.id) for c in api.call_store.values() if low <= c.started_at < high
+    }
+
+
+def ist(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=IST)
+
+
+def windows_asked(api) -> list[tuple[datetime, datetime]]:
+    """The distinct (from_date, to_date) the tap asked for, in order."""
+    seen: list[tuple[datetime, datetime]] = []
+    for request in api.requests_to(PATH):
+        window = (ist(request.params["from_date"]), ist(request.params["to_date"]))
+        if window not in seen:
+            seen.append(window)
+    return seen
+
+
+def test_every_call_is_emitted_once_and_valid_with_one_type_per_field(tap):
+    with FakeSmartflo(calls=400, call_ids="mixed") as api:
+        run = tap(config(api, now() - timedelta(days=4), page_size=30))
+    assert run.returncode == 0, run.stderr
+    records = run.records("call_records")
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {emitted_id(i) for i in api.call_store}
+    assert run.schema_errors("call_records") == []
+    schema = run.schema("call_records")
+    assert schema["key_properties"] == ["id"]
+    assert schema["bookmark_properties"] == ["started_at"]
+    for name, kind in NESTED.items():
+        assert {type(r[name]) for r in records} <= {kind, type(None)}, name
+        assert any(isinstance(r[name], kind) for r in records), name
+
+
+def test_started_at_is_the_utc_start_and_the_original_fields_are_kept(tap):
+    with FakeSmartflo(calls=50) as api:
+        run = tap(config(api, now() - timedelta(days=4)))
+    by_id = {r["id"]: r for r in run.records("call_records")}
+    for call in api.call_store.values():
+        record = by_id[emitted_id(call.id)]
+        assert RFC3339_UTC.match(record["started_at"])
+        assert datetime.fromisoformat(record["started_at"]) == call.started_at
+        local = call.started_at.astimezone(IST)
+        assert record["date"] == local.strftime("%Y-%m-%d")
+        assert record["time"] == local.strftime("%H:%M:%S")
+        ended = call.started_at + timedelta(seconds=call.duration)
+        assert datetime.fromisoformat(record["end_stamp"]) == ended
+
+
+def test_ids_are_text_whatever_the_account_sends(tap):
+    with FakeSmartflo(calls=40, call_ids="mixed") as api:
+        run = tap(config(api, now() - timedelta(days=4)))
+    ids = {r["id"] for r in run.records("call_records")}
+    assert all(isinstance(i, str) for i in ids)
+    assert any(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids)
+    assert any(i.isdigit() for i in ids)  # an older account's integer, as text
+    assert all(isinstance(r["call_id"], str) for r in run.records("call_records"))
+
+
+def test_quirky_values_become_numbers_or_null(tap):
+    with FakeSmartflo(calls=80) as api:
+        run = tap(config(api, now() - timedelta(days=4)))
+    by_id = {r["id"]: r for r in run.records("call_records")}
+    for call in api.call_store.values():
+        record = by_id[emitted_id(call.id)]
+        raw = api.render_call(call)
+        assert record["call_duration"] == call.duration
+        assert record["answered_seconds"] == int(raw["answered_seconds"])
+        assert isinstance(record["charges"], int | float)
+        if raw["agent_ring_time"] == "N.A.":
+            assert record["agent_ring_time"] is None
+        else:
+            assert record["agent_ring_time"] == int(raw["agent_ring_time"])
+    assert any(r["agent_ring_time"] is None for r in by_id.values())
+
+
+def test_windows_are_closed_contiguous_and_at_most_the_configured_days(tap):
+    start = now() - timedelta(days=10, hours=3)
+    with FakeSmartflo(calls=200, call_history=timedelta(days=9)) as api:
+        before = now()
+        run = tap(config(api, start, call_records_window_days=3))
+    assert run.returncode == 0, run.stderr
+    windows = windows_asked(api)
+    assert len(windows) == 4
+    assert windows[0][0] == start - timedelta(seconds=1)
+    for (low, high), (next_low, _) in itertools.pairwise(windows):
+        assert high - low <= timedelta(days=3, seconds=1)
+        assert next_low == high - timedelta(seconds=1)
+    # The last window ends a minute before the run, never in the future.
+    assert (
+        before - timedelta(minutes=2) < windows[-1][1] <= before - timedelta(seconds=59)
+    )
+    assert datetime.fromisoformat(run.bookmark("call_records")) == windows[-1][1]
+    assert started_between(api, start, windows[-1][1]) == {
+        r["id"] for r in run.records("call_records")
+    }
+
+
+def test_first_sync_over_years_of_empty_history_costs_one_request_per_window(tap):
+    start = now() - timedelta(days=3 * 365)
+    with FakeSmartflo(calls=60) as api:
+        run = tap(config(api, start))
+    assert run.returncode == 0, run.stderr
+    assert len(run.records("call_records")) == 60
+    requests = api.requests_to(PATH)
+    # 30-day windows: 12 requests a year of empty history, one per window.
+    assert len(requests) == math.ceil((now() - start) / timedelta(days=30))
+    assert len(requests) == len(windows_asked(api))
+
+
+def test_first_sync_without_start_date_starts_in_2015(tap):
+    with FakeSmartflo(calls=5) as api:
+        run = tap(base_config(api.url))
+    assert run.returncode == 0, run.stderr
+    assert len(run.records("call_records")) == 5
+    first = windows_asked(api)[0][0]
+    assert first == datetime(2015, 1, 1, tzinfo=UTC) - timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("exclusive", [False, True], ids=["inclusive", "exclusive"])
+def test_a_call_on_a_window_edge_is_emitted_once(tap, exclusive):
+    start = now() - timedelta(days=3)
+    with FakeSmartflo(calls=30, exclusive_call_dates=exclusive) as api:
+        edges = [start, start + timedelta(days=1), start + timedelta(days=2)]
+        edge_ids = {emitted_id(api.add_call(moment)) for moment in edges}
+        run = tap(config(api, start, call_records_window_days=1))
+    ids = [r["id"] for r in run.records("call_records")]
+    assert len(ids) == len(set(ids))
+    assert edge_ids <= set(ids)
+    assert set(ids) == {emitted_id(i) for i in api.call_store}
+
+
+def test_count_ends_a_window_without_an_extra_request(tap):
+    with FakeSmartflo(calls=60) as api:
+        run = tap(config(api, now() - timedelta(days=4), page_size=20))
+    assert len(run.records("call_records")) == 60
+    # Pages 2 and 3 may be fetched ahead, in either order; none beyond the count.
+    assert sorted(r.params["page"] for r in api.requests_to(PATH)) == ["1", "2", "3"]
+
+
+def test_pages_shifted_by_calls_arriving_mid_read_lose_and_duplicate_nothing(tap):
+    start = now() - timedelta(days=4)
+    with FakeSmartflo(calls=100, late_calls_during_read=3) as api:
+        first = tap(config(api, start, page_size=20))
+        originals = {emitted_id(i) for i in api.call_store} - {
+            emitted_id(i) for i in api.late_arrivals
+        }
+        second = tap(config(api, start, page_size=20), state=first.final_state)
+    ids = [r["id"] for r in first.records("call_records")]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == originals
+    late = {emitted_id(i) for i in api.late_arrivals}
+    assert late <= {r["id"] for r in second.records("call_records")}
+
+
+def test_call_records_window_is_complete_before_bookmark_moves(tap):
+    start = now() - timedelta(days=4)
+    with FakeSmartflo(calls=300) as api:
+        run = tap(config(api, start, page_size=20, call_records_window_days=1))
+    assert run.returncode == 0, run.stderr
+    emitted: set[str] = set()
+    bookmarks = []
+    for message in run.messages:
+        if message["type"] == "RECORD" and message["stream"] == "call_records":
+            emitted.add(message["record"]["id"])
+        elif message["type"] == "STATE":
+            state = message["value"]["bookmarks"].get("call_records", {})
+            if bookmark := state.get("replication_key_value"):
+                # Every call before the bookmark has left before the bookmark did.
+                assert (
+                    started_between(api, start, datetime.fromisoformat(bookmark))
+                    <= emitted
+                )
+                bookmarks.append(bookmark)
+    window_ends = [high for _, high in windows_asked(api)]
+    assert sorted(set(bookmarks)) == [
+        end.astimezone(UTC).isoformat() for end in window_ends
+    ]
+
+
+def test_a_failed_window_keeps_the_bookmark_at_the_last_complete_window(tap):
+    start = now() - timedelta(days=4)
+    settings = {"page_size": 20, "call_records_window_days": 1}
+    with FakeSmartflo(calls=300) as api:
+        tap(config(api, start, **settings))
+        third_window = sorted({r.params["from_date"] for r in api.requests_to(PATH)})[2]
+        api.broken_call_page = (third_window, "2")
+        failed = tap(config(api, start, **settings))
+        api.broken_call_page = None
+        resumed = tap(config(api, start, **settings), state=failed.states[-1])
+    assert failed.returncode == 1
+    assert "without a 'results' list" in failed.stderr
+    bookmark = datetime.fromisoformat(
+        failed.states[-1]["bookmarks"]["call_records"]["replication_key_value"]
+    )
+    assert bookmark == ist(third_window) + timedelta(seconds=1)
+    assert started_between(api, start, bookmark) <= {
+        r["id"] for r in failed.records("call_records")
+    }
+    assert resumed.returncode == 0, resumed.stderr
+    everything = {r["id"] for r in failed.records("call_records")} | {
+        r["id"] for r in resumed.records("call_records")
+    }
+    assert everything == {emitted_id(i) for i in api.call_store}
+
+
+def wait_until(moment: datetime) -> None:
+    time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
+
+
+def test_incremental_run_reads_new_calls_and_rereads_the_lookback(tap):
+    start = now() - timedelta(days=4)
+    with FakeSmartflo(calls=300) as api:
+        first = tap(config(api, start))
+        bookmark = datetime.fromisoformat(first.bookmark("call_records"))
+        calls = sorted(api.call_store.values(), key=lambda c: c.started_at)
+        # A recording that arrives late, for a call inside the lookback ...
+        recent = next(c for c in reversed(calls) if c.recording_url is None)
+        assert recent.started_at > bookmark - timedelta(hours=24)
+        api.touch_call(recent.id, recording_url="https://recordings.example.com/late")
+        # ... and one for a call older than the lookback, which is not re-read.
+        old = next(c for c in calls if c.started_at < bookmark - timedelta(hours=30))
+        api.touch_call(old.id, recording_url="https://recordings.example.com/old")
+        # A long call, written when it ended, after the first run.
+        long_call = emitted_id(api.add_call(bookmark - timedelta(hours=2)))
+        # Calls that started after the first run read.
+        new = {emitted_id(api.add_call(bookmark + timedelta(seconds=1))) for _ in "ab"}
+        # The second run's last window ends a minute before it starts.
+        wait_until(bookmark + timedelta(minutes=1, seconds=2))
+        api.requests.clear()
+        second = tap(config(api, start), state=first.final_state)
+    assert second.returncode == 0, second.stderr
+    new_bookmark = datetime.fromisoformat(second.bookmark("call_records"))
+    assert new_bookmark > bookmark + timedelta(seconds=1)
+    by_id = {r["id"]: r for r in second.records("call_records")}
+    assert set(by_id) == started_between(
+        api, bookmark - timedelta(hours=24), new_bookmark
+    )
+    assert new | {long_call, emitted_id(recent.id)} <= set(by_id)
+    assert by_id[emitted_id(recent.id)]["recording_url"].endswith("/late")
+    assert emitted_id(old.id) not in by_id
+    low, _ = windows_asked(api)[0]
+    assert low == bookmark - timedelta(hours=24, seconds=1)
+
+
+def test_a_server_that_ignores_the_dates_costs_more_but_loses_nothing(tap):
+    start = now() - timedelta(days=4)
+    with FakeSmartflo(calls=50, ignore_call_dates=True) as api:
+        run = tap(config(api, start, call_records_window_days=1))
+    ids = [r["id"] for r in run.records("call_records")]
+    assert sorted(ids) == sorted(emitted_id(i) for i in api.call_store)
+    assert run.stderr.count("does not filter by these dates") == 1
+
+
+def test_started_at_survives_deselecting_date_and_time(tap):
+    with FakeSmartflo(calls=20) as api:
+        config_ = config(api, now() - timedelta(days=4))
+        catalog = catalog_selecting(["call_records"])
+        entry = next(s for s in catalog["streams"] if s["stream"] == "call_records")
+        for item in entry["metadata"]:
+            if item["breadcrumb"] in (["properties", "date"], ["properties", "time"]):
+                item["metadata"]["selected"] = False
+        run = tap(config_, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    records = run.records("call_records")
+    assert len(records) == 20
+    assert all("date" not in r and "time" not in r for r in records)
+    starts = {str(c.id): c.started_at for c in api.call_store.values()}
+    assert all(
+        datetime.fromisoformat(r["started_at"]) == starts[r["id"]] for r in records
+    )

@@ -1,0 +1,94 @@
+"""All four streams together: one run, the catalog's selection, separate bookmarks."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from tests.fake_smartflo import IST, FakeSmartflo
+from tests.tap_runner import base_config, selecting
+
+STREAMS = {
+    "contacts": "/v1/contacts",
+    "contact_groups": "/v1/contact/groups",
+    "call_records": "/v1/call/records",
+    "users": "/v1/users",
+}
+START = (datetime.now(timezone.utc) - timedelta(days=4)).replace(microsecond=0)
+
+
+def full_api(**quirks) -> FakeSmartflo:
+    return FakeSmartflo(
+        contacts=450, contact_groups=130, calls=420, users=250, **quirks
+    )
+
+
+def expected_ids(api: FakeSmartflo) -> dict[str, list]:
+    return {
+        "contacts": sorted(api.store),
+        "contact_groups": sorted(api.group_store),
+        "call_records": sorted(str(i) for i in api.call_store),
+        "users": sorted(api.user_store),
+    }
+
+
+def test_all_four_streams_in_one_run_are_complete_once_and_valid(tap):
+    with full_api(ids_as_strings="mixed", call_ids="mixed") as api:
+        run = tap(base_config(api.url, start_date="2024-01-01T00:00:00Z", page_size=40))
+    assert run.returncode == 0, run.stderr
+    expected = expected_ids(api)
+    for stream in STREAMS:
+        ids = [r["id"] for r in run.records(stream)]
+        assert sorted(ids) == expected[stream], stream
+        assert run.schema_errors(stream) == [], stream
+        schema = run.schema(stream)["schema"]
+        assert all(set(r) == set(schema["properties"]) for r in run.records(stream))
+    assert "Traceback" not in run.stderr
+
+
+def test_a_stream_deselected_in_the_catalog_is_neither_requested_nor_emitted(tap):
+    with full_api() as api:
+        config = base_config(api.url, start_date=START.isoformat())
+        catalog = json.loads(tap(config, args=["--discover"]).stdout)
+        assert {s["tap_stream_id"] for s in catalog["streams"]} == set(STREAMS)
+        run = tap(config, catalog=selecting(catalog, ["contact_groups", "users"]))
+    assert run.returncode == 0, run.stderr
+    emitted = {m["stream"] for m in run.messages if m["type"] in {"SCHEMA", "RECORD"}}
+    assert emitted == {"contact_groups", "users"}
+    assert {r.path for r in api.requests} == {"/v1/contact/groups", "/v1/users"}
+    assert len(run.records("users")) == 250
+
+
+def test_each_stream_keeps_its_own_bookmark(tap):
+    with full_api() as api:
+        config = base_config(api.url, start_date="2024-01-01", lookback_minutes=0)
+        first = tap(config)
+        api.tick(3600)
+        api.touch(next(iter(api.store)), name="Renamed")
+        api.requests.clear()
+        second = tap(config, state=first.final_state)
+    bookmarks = first.final_state["bookmarks"]
+    assert bookmarks["contacts"]["replication_key"] == "updated_at"
+    assert bookmarks["contact_groups"]["replication_key"] == "updated_at"
+    assert bookmarks["call_records"]["replication_key"] == "started_at"
+    assert "replication_key" not in bookmarks["users"]
+    assert (
+        len({first.bookmark(s) for s in ("contacts", "contact_groups", "call_records")})
+        == 3
+    )
+
+    def updated_after(path: str) -> str:
+        return api.requests_to(path)[0].params["updated_after"]
+
+    for stream in ("contacts", "contact_groups"):
+        sent = datetime.fromisoformat(first.bookmark(stream)) - timedelta(seconds=1)
+        assert updated_after(STREAMS[stream]) == sent.strftime("%Y-%m-%d %H:%M:%S")
+    # Call records start a lookback (24 hours) before their own bookmark.
+    calls_from = datetime.fromisoformat(first.bookmark("call_records"))
+    first_window = api.requests_to(STREAMS["call_records"])[0].params["from_date"]
+    sent_from = datetime.strptime(first_window, "%Y-%m-%d %H:%M:%S").replace(tzinfo=IST)
+    assert sent_from == calls_from - timedelta(hours=24, seconds=1)
+    # Only the changed contact moved its stream's bookmark.
+    assert second.bookmark("contacts") > first.bookmark("contacts")
+    assert second.bookmark("contact_groups") == first.bookmark("contact_groups")
+    assert second.bookmark("call_records") >= first.bookmark("call_records")
