@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import typing as t
 from datetime import datetime, timedelta
 
@@ -124,3 +125,28 @@ def test_hub_definition_adds_the_extractor_to_a_new_project(
     sensitive = {s["name"] for s in extractor["settings"] if s.get("sensitive")}
     assert sensitive == {s["name"] for s in wanted if s.get("sensitive")}
     assert "api_token" in sensitive
+
+
+class ContactsOnlyAccount(FakeSmartflo):
+    """An account whose token may read contacts only: 403 everywhere else."""
+
+    def routes(self) -> dict[tuple[str, str], object]:
+        return {("GET", "/v1/contacts"): self.list_contacts}
+
+
+def test_a_forbidden_stream_stops_the_run_until_it_is_deselected(
+    meltano: Meltano, tmp_path: Path
+):
+    with ContactsOnlyAccount(contacts=50) as api:
+        env = {"TAP_SMARTFLO_API_URL": api.url, "TAP_SMARTFLO_API_TOKEN": TOKEN}
+        refused = meltano("run", "tap-smartflo", "target-jsonl", **env)
+        assert refused.returncode != 0
+        assert "HTTP 403" in refused.stderr
+        shutil.rmtree(tmp_path / "output", ignore_errors=True)
+        # The README's remedy, here as Meltano's variable for the `select` extra.
+        meltano.ok(
+            "run", "tap-smartflo", "target-jsonl",
+            TAP_SMARTFLO__SELECT=json.dumps(["contacts.*"]), **env,
+        )  # fmt: skip
+    assert sorted(jsonl_ids(tmp_path / "output")) == sorted(api.store)
+    assert sorted(p.name for p in (tmp_path / "output").iterdir()) == ["contacts.jsonl"]
