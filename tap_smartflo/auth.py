@@ -13,6 +13,8 @@ from http import HTTPStatus
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
+from tap_smartflo import redact
+
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -150,6 +152,7 @@ class LoginAuth(SmartfloAuth):
             and body.get("success") is not False
             and token
         ):
+            redact.hide(str(token))
             return str(token), _lifetime(body.get("expires_in"))
         reason = str(body.get("message") or f"HTTP {status}")[:200]
         msg = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import sys
 import typing as t
 from functools import cached_property
@@ -16,6 +15,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 from typing_extensions import override
 
+from tap_smartflo import redact
 from tap_smartflo.auth import LoginAuth, SmartfloAuth, TokenAuth
 from tap_smartflo.client import SmartfloError
 from tap_smartflo.normalize import NormalizationError, parse_time
@@ -201,7 +201,6 @@ class TapSmartflo(Tap):
     @override
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        _hide_secrets_in_logs(self.config)
         if self.input_catalog is not None:
             known = {stream.tap_stream_id for stream in self.discover_streams()}
             unknown = sorted(set(self.input_catalog) - known)
@@ -239,11 +238,12 @@ class TapSmartflo(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # The SDK's validator fills in defaults; its messages quote the offending
-        # value, so secrets are masked before anything is shown.
+        # From here on no log line shows a secret. The SDK's validator (which also
+        # fills in defaults) quotes offending values: those are masked too.
+        for name in SECRET_SETTINGS:
+            redact.hide(str(self._config.get(name) or ""))
         errors = [
-            _mask_secrets(error, self._config)
-            for error in super()._validate_config(raise_errors=False)
+            redact.mask(error) for error in super()._validate_config(raise_errors=False)
         ]
         errors += _setting_errors(self._config)
         if errors and raise_errors:
@@ -292,38 +292,6 @@ def _checked_json_file(file: t.IO[str] | None, option: str) -> t.IO[str] | None:
     except ValueError as exc:
         _fail(f"The {option} file {file.name} is not valid JSON ({exc})")
     return io.StringIO(text)
-
-
-class _SecretFilter(logging.Filter):
-    """Masks secret setting values in every log line, whoever writes it."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = secrets
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
-
-
-def _hide_secrets_in_logs(config: t.Mapping[str, t.Any]) -> None:
-    secrets = [str(config[name]) for name in SECRET_SETTINGS if config.get(name)]
-    if not secrets:
-        return
-    secret_filter = _SecretFilter(secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(secret_filter)
-
-
-def _mask_secrets(message: str, config: t.Mapping[str, t.Any]) -> str:
-    for name in SECRET_SETTINGS:
-        if value := config.get(name):
-            message = message.replace(str(value), "***")
-    return message
 
 
 def _setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:

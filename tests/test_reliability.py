@@ -7,6 +7,7 @@ injected by the server. Backoff waits are made short through the tap's own setti
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tap_smartflo import redact
 from tests.fake_smartflo import FAULT_KINDS, TOKEN, FakeSmartflo, Fault
 from tests.tap_runner import base_config, clean_env, selecting
 
@@ -338,3 +340,10 @@ def test_a_killed_run_resumed_from_its_last_state_loses_nothing(tap, tmp_path, s
     assert resumed.returncode == 0, resumed.stderr
     emitted |= {r["id"] for r in resumed.records()}
     assert set(changed) <= emitted
+
+
+def test_a_secret_logged_by_any_logger_is_masked(caplog):
+    redact.hide("a-very-secret-value")
+    logging.getLogger("urllib3.somewhere").warning("sent %s", "a-very-secret-value")
+    assert "a-very-secret-value" not in caplog.text
+    assert "sent ***" in caplog.text
