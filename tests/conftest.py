@@ -1,4 +1,4 @@
-"""Fixtures: a fake Smartflo per test, and a way to run the tap as a user does."""
+"""Fixtures: a fake Smartflo per test, and ways to run the tap as a user does."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typing as t
 import pytest
 
 from tests.fake_smartflo import FakeSmartflo
+from tests.meltano_runner import MELTANO, Meltano, RequestRecorder
 from tests.tap_runner import TapRun, run_tap
 
 if t.TYPE_CHECKING:
@@ -29,3 +30,30 @@ def tap(tmp_path: Path) -> Callable[..., TapRun]:
         return run_tap(config, workdir=tmp_path, **kwargs)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def watchdog() -> Iterator[RequestRecorder]:
+    """Where Meltano is told the Hub and the usage collector are: nothing may call."""
+    with RequestRecorder() as recorder:
+        yield recorder
+
+
+@pytest.fixture(scope="session")
+def meltano_installed(
+    tmp_path_factory: pytest.TempPathFactory, watchdog: RequestRecorder
+) -> Meltano:
+    """``meltano install`` of this project, once per session, into a fresh folder."""
+    assert MELTANO.exists(), "Meltano is missing: pip install -e '.[dev,meltano]'"
+    base = tmp_path_factory.mktemp("meltano")
+    meltano = Meltano(base / ".meltano", base / "install.db", watchdog.url)
+    meltano.ok("install")
+    return meltano
+
+
+@pytest.fixture
+def meltano(meltano_installed: Meltano, tmp_path: Path) -> Meltano:
+    """The installed project with this test's own state database and output folder."""
+    return meltano_installed.with_database(
+        tmp_path / "meltano.db", TARGET_JSONL_DESTINATION_PATH=str(tmp_path / "output")
+    )

@@ -1,0 +1,129 @@
+"""Run this repository's Meltano project as a user does, with nothing shared.
+
+The project is the real ``meltano.yml`` at the repository root. What Meltano writes
+goes elsewhere: plugin virtualenvs to a ``.meltano`` folder per test session
+(``MELTANO_SYS_DIR_ROOT``), state to a system database per test
+(``MELTANO_DATABASE_URI``), files to a folder per test. A developer's own
+``.meltano/``, ``output/`` and settings are never read or touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import typing as t
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from typing_extensions import Self
+
+REPO = Path(__file__).resolve().parent.parent
+#: Installed beside the interpreter by the "meltano" extra (scripts/test).
+MELTANO = Path(sys.executable).with_name("meltano")
+#: Environment variables of a developer's that would change what a run does.
+PRIVATE_PREFIXES = ("TAP_SMARTFLO_", "TARGET_JSONL_", "TARGET_POSTGRES_", "MELTANO_")
+
+
+class RequestRecorder:
+    """An HTTP server on 127.0.0.1 that answers 404 to everything and logs it.
+
+    Stands in for Meltano Hub and the usage-statistics collector, so a test can
+    show that Meltano asked neither for anything.
+    """
+
+    def __init__(self) -> None:
+        """Start serving on a free port."""
+        self.requests: list[str] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                """Stay quiet."""
+
+            def answer(self) -> None:
+                recorder.requests.append(f"{self.command} {self.path}")
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_HEAD = answer  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        host, port = self.server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+
+    def __enter__(self) -> Self:
+        """Serve until the block ends."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Meltano:
+    """The ``meltano`` CLI in this repository's project, with isolated writes."""
+
+    sys_dir: Path
+    database: Path
+    #: Where Meltano Hub and the usage-statistics collector are said to be.
+    watchdog_url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        """The environment a command runs with."""
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(PRIVATE_PREFIXES)
+        }
+        env.update(
+            MELTANO_SYS_DIR_ROOT=str(self.sys_dir),
+            MELTANO_DATABASE_URI=f"sqlite:///{self.database}",
+            MELTANO_HUB_URL=self.watchdog_url,
+            MELTANO_HUB_API_ROOT=f"{self.watchdog_url}/meltano/api/v1",
+            MELTANO_SNOWPLOW_COLLECTOR_ENDPOINTS=json.dumps([self.watchdog_url]),
+        )
+        env.update(self.env)
+        env.update(extra)
+        return env
+
+    def __call__(
+        self, *args: str, cwd: Path = REPO, timeout: float = 600, **extra_env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``meltano *args`` in the project; the caller checks the exit code."""
+        return subprocess.run(
+            [str(MELTANO), *args],
+            cwd=cwd,
+            env=self.environ(**extra_env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def ok(
+        self, *args: str, cwd: Path = REPO, **extra_env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``meltano *args`` and fail the test, with its log, if it fails."""
+        done = self(*args, cwd=cwd, **extra_env)
+        assert done.returncode == 0, (
+            f"meltano {' '.join(args)} exited {done.returncode}:\n"
+            f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+        )
+        return done
+
+    def state(self, state_id: str) -> dict[str, t.Any]:
+        """The state Meltano saved under ``state_id``."""
+        done = self.ok("state", "get", state_id)
+        return t.cast("dict[str, t.Any]", json.loads(done.stdout))
+
+    def with_database(self, database: Path, **env: str) -> Meltano:
+        """The same installation, with its own state database and variables."""
+        return Meltano(self.sys_dir, database, self.watchdog_url, {**self.env, **env})

@@ -1,0 +1,200 @@
+"""End to end into a real PostgreSQL: ``meltano run tap-smartflo target-postgres``.
+
+Needs a PostgreSQL server reachable with the libpq variables (PGHOST, PGPORT, PGUSER,
+PGPASSWORD) whose role may create databases: ``eval "$(scripts/postgres)"`` installs
+and starts one. Without a server the test is skipped, except in CI (CI=true), where
+``.ci/run`` starts one and a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+import uuid
+from datetime import datetime, timezone
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.fake_smartflo import TOKEN, FakeSmartflo
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.fake_smartflo import Contact
+    from tests.meltano_runner import Meltano
+
+UTC = timezone.utc
+STATE_ID = "dev:tap-smartflo-to-target-postgres"
+TIME_COLUMNS = ("created_at", "updated_at", "deleted_at")
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A new, empty database whose default time zone is not UTC (IST)."""
+    try:
+        admin = psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must provide PostgreSQL (.ci/run starts it): {exc}")
+        pytest.skip(f"no PostgreSQL server reachable; see scripts/postgres ({exc})")
+    name = f"tap_smartflo_e2e_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        # Rows must hold the right instants whatever the server's or the database's
+        # time zone: meltano.yml pins the loader's session to UTC.
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} SET timezone TO 'Asia/Kolkata'").format(
+                sql.Identifier(name)
+            )
+        )
+        try:
+            yield name
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def loader_env(database: str) -> dict[str, str]:
+    """target-postgres settings for the test database, as a user would set them."""
+    return {
+        "TARGET_POSTGRES_HOST": os.environ.get("PGHOST", "127.0.0.1"),
+        "TARGET_POSTGRES_PORT": os.environ.get("PGPORT", "5432"),
+        "TARGET_POSTGRES_USER": os.environ.get("PGUSER", "postgres"),
+        "TARGET_POSTGRES_PASSWORD": os.environ.get("PGPASSWORD", ""),
+        "TARGET_POSTGRES_DATABASE": database,
+    }
+
+
+def rows(database: str) -> dict[int, dict[str, t.Any]]:
+    """Every row of smartflo.contacts by id, times read as UTC instants."""
+    with psycopg.connect(dbname=database) as connection:
+        cursor = connection.execute(
+            "SELECT *, created_at AT TIME ZONE 'UTC' AS created_at_utc,"
+            " updated_at AT TIME ZONE 'UTC' AS updated_at_utc,"
+            " deleted_at AT TIME ZONE 'UTC' AS deleted_at_utc"
+            " FROM smartflo.contacts"
+        )
+        names = [column.name for column in cursor.description or []]
+        found = [dict(zip(names, row, strict=True)) for row in cursor]
+    by_id = {row["id"]: row for row in found}
+    assert len(by_id) == len(found), "duplicate ids in smartflo.contacts"
+    return by_id
+
+
+def other_streams(api: FakeSmartflo) -> dict[str, set[str]]:
+    """The keys of the other streams' records, as text."""
+    return {
+        "contact_groups": {str(key) for key in api.group_store},
+        "call_records": {str(key) for key in api.call_store},
+        "users": {str(key) for key in api.user_store},
+    }
+
+
+def other_tables(database: str) -> dict[str, set[str]]:
+    """The ids in the other streams' tables, as text; no id may repeat."""
+    found = {}
+    with psycopg.connect(dbname=database) as connection:
+        for table in ("contact_groups", "call_records", "users"):
+            query = sql.SQL("SELECT id::text FROM smartflo.{}").format(
+                sql.Identifier(table)
+            )
+            ids = [row[0] for row in connection.execute(query)]
+            assert len(ids) == len(set(ids)), f"duplicate ids in {table}"
+            found[table] = set(ids)
+    return found
+
+
+def scalar(database: str, query: str) -> t.Any:
+    with psycopg.connect(dbname=database) as connection:
+        row = connection.execute(query).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def assert_row_is(row: dict[str, t.Any], contact: Contact) -> None:
+    for name in ("name", "email_id", "phone_number", "contact_group_id"):
+        assert row[name] == getattr(contact, name), (contact.id, name)
+    for name in TIME_COLUMNS:
+        expected = getattr(contact, name)
+        # Stored as UTC wall-clock time in timestamp columns: the same instant.
+        stored = row[f"{name}_utc"]
+        assert stored == expected, (contact.id, name, stored, expected)
+
+
+def test_meltano_run_into_postgres_upserts_updates_and_soft_deletes(
+    database: str, meltano: Meltano
+):
+    with FakeSmartflo(contacts=500, contact_groups=6, calls=80, users=12) as api:
+        env = {
+            "TAP_SMARTFLO_API_URL": api.url,
+            "TAP_SMARTFLO_API_TOKEN": TOKEN,
+            **loader_env(database),
+        }
+        meltano.ok("run", "tap-smartflo", "target-postgres", **env)
+        first = rows(database)
+        assert all(other_streams(api).values())
+        assert other_tables(database) == other_streams(api)
+        assert first.keys() == api.store.keys()
+        for contact in api.store.values():
+            assert_row_is(first[contact.id], contact)
+
+        api.tick(3600)
+        renamed, moved, deleted = list(api.store)[:3]
+        api.touch(renamed, name="Renamed Contact", email_id="renamed@example.com")
+        api.touch(moved, contact_group_id=39665, contact_group_name="Customers")
+        api.soft_delete(deleted)
+        added = api.add_contacts(4)
+        api.requests.clear()
+        meltano.ok("run", "smartflo-to-postgres", **env)
+        sent = [r.params for r in api.requests_to("/v1/contacts")]
+
+    assert sent, "the second run made no request"
+    # Every stream lands as its own table, one row per record however often re-read
+    # (users in full each run, call records over their lookback hours).
+    assert other_tables(database) == other_streams(api)
+    assert all("updated_after" in params for params in sent), "not incremental"
+    second = rows(database)
+    # One row per contact ever seen, none twice; soft-deleted contacts stay as rows.
+    assert second.keys() == api.store.keys()
+    assert set(added) <= second.keys()
+    for contact in api.store.values():
+        assert_row_is(second[contact.id], contact)
+    assert second[renamed]["name"] == "Renamed Contact"
+    assert second[moved]["contact_group_name"] == "Customers"
+    assert first[deleted]["deleted_at"] is None
+    assert second[deleted]["deleted_at"] is not None
+    live = {i for i, c in api.store.items() if c.deleted_at is None}
+    assert {i for i, row in second.items() if row["deleted_at"] is None} == live
+    assert len(live) == len(api.store) - 1
+    # What the README tells users: the deletion is in deleted_at, not _sdc_deleted_at,
+    # and a view over deleted_at IS NULL lists the live contacts.
+    assert all(row["_sdc_deleted_at"] is None for row in second.values())
+    view = (
+        "CREATE VIEW smartflo.live_contacts AS"
+        " SELECT * FROM smartflo.contacts WHERE deleted_at IS NULL"
+    )
+    with psycopg.connect(dbname=database) as connection:
+        connection.execute(view)
+        found = connection.execute("SELECT id FROM smartflo.live_contacts").fetchall()
+    assert {row[0] for row in found} == live
+    # The primary key the target made is what keeps it at one row per contact.
+    key = scalar(
+        database,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = 'smartflo.contacts'::regclass AND contype = 'p'",
+    )
+    assert key == "PRIMARY KEY (id)"
+    # ... in a database whose sessions would otherwise convert to IST.
+    settings = scalar(
+        database,
+        "SELECT setconfig FROM pg_db_role_setting WHERE setdatabase ="
+        " (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    assert settings == ["TimeZone=Asia/Kolkata"]
+    state = meltano.state(STATE_ID)["singer_state"]["bookmarks"]["contacts"]
+    assert datetime.fromisoformat(state["replication_key_value"]) == (
+        api.newest_updated_at
+    )
