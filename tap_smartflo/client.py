@@ -53,6 +53,11 @@ SCHEMAS = SchemaDirectory(resources.files(schemas))
 #: decimals stay exact.
 _JSON = msgspec.json.Decoder(float_hook=Decimal)
 
+#: Where a stream's state remembers the versions it emitted near its bookmark, and
+#: how many at most (the state stays small whatever the data).
+EMITTED_KEY = "emitted_near_bookmark"
+REMEMBER_AT_MOST = 1000
+
 #: Fetch pages ahead once waiting for a page takes this share of writing one, and
 #: at least SLOW_WAIT seconds: below that, threads cost more than they hide.
 NETWORK_SHARE = 0.5
@@ -599,7 +604,15 @@ def _earlier(value: str | None, moment: datetime) -> bool:
 
 
 class UpdatedAfterStream(IncrementalSmartfloStream):
-    """A stream filtered with ``updated_after`` and bookmarked on ``updated_at``."""
+    """A stream filtered with ``updated_after`` and bookmarked on ``updated_at``.
+
+    Each run re-reads the lookback before the previous bookmark, for changes
+    committed late. So that the overlap is re-read but not re-emitted, the state
+    remembers which version (``updated_at``) of each record near the bookmark the
+    run emitted; the next run skips exactly those versions, and emits anything new
+    or changed in the overlap. Only the newest REMEMBER_AT_MOST are remembered:
+    beyond that, the overlap is emitted again (at least once, never lost).
+    """
 
     replication_key = "updated_at"
 
@@ -619,9 +632,37 @@ class UpdatedAfterStream(IncrementalSmartfloStream):
         after = self.replicate_from(context)
         floor = None if after is None else format_utc(after)
         key = self.replication_key
+        state = self.get_context_state(context)
+        emitted_before = state.get(EMITTED_KEY)
+        if not isinstance(emitted_before, dict):
+            emitted_before = {}
+        emitted: dict[str, str] = {}
         for record in super().request_records(context):
             value = record[key]
             # Servers may read updated_after in another zone and send more: keep
             # only what this run asked for (string order is time order in UTC).
-            if floor is None or value is None or value >= floor:
-                yield record
+            if floor is not None and value is not None and value < floor:
+                continue
+            if value is not None:
+                identity = self._identity(record)
+                if emitted_before.get(identity) == value:
+                    continue  # the last run emitted this very version
+                emitted[identity] = value
+                if len(emitted) > 4 * REMEMBER_AT_MOST:
+                    emitted = self._near_bookmark(emitted, max(emitted.values()))
+            yield record
+        newest = max([*emitted.values(), state.get("replication_key_value") or ""])
+        if newest:
+            remembered = self._near_bookmark({**emitted_before, **emitted}, newest)
+            state[EMITTED_KEY] = remembered
+
+    def _identity(self, record: dict[str, t.Any]) -> str:
+        return "|".join(str(record[k]) for k in self.primary_keys or ())
+
+    def _near_bookmark(self, versions: dict[str, str], newest: str) -> dict[str, str]:
+        """The newest REMEMBER_AT_MOST versions within the lookback of ``newest``."""
+        horizon = format_utc(t.cast("datetime", parse_time(newest)) - self.lookback)
+        near = sorted(
+            ((v, k) for k, v in versions.items() if str(v) >= horizon), reverse=True
+        )
+        return {k: v for v, k in near[:REMEMBER_AT_MOST]}

@@ -162,7 +162,7 @@ def test_start_date_without_offset_is_utc(tap, api):
 
 
 @pytest.mark.parametrize("server_zone", [IST, timezone.utc], ids=["IST", "UTC"])
-def test_incremental_run_rereads_changes_and_only_a_small_overlap(tap, server_zone):
+def test_incremental_run_emits_the_changes_and_rereads_the_overlap(tap, server_zone):
     # A server that reads updated_after as IST sends 5.5 hours more: the tap asks
     # for more, never less, and emits only what it meant to ask for.
     with FakeSmartflo(contacts=1500, naive_tz=server_zone) as api:
@@ -178,14 +178,13 @@ def test_incremental_run_rereads_changes_and_only_a_small_overlap(tap, server_zo
         second = tap(base_config(api.url, lookback_minutes=5), state=first.final_state)
     assert second.returncode == 0, second.stderr
     old_bookmark = utc(first.bookmark())
-    overlap = {
-        c.id
-        for c in api.store.values()
-        if old_bookmark - timedelta(minutes=5) <= c.updated_at <= old_bookmark
-    }
-    emitted = {r["id"] for r in second.records()}
-    assert emitted == {*changed, deleted, *added} | overlap
-    assert len(overlap) < 30
+    # The request reaches 5 minutes back, but what the first run emitted there is
+    # not emitted again: only the changes leave.
+    sent = api.requests_to("/v1/contacts")[0].params["updated_after"]
+    lookback = old_bookmark - timedelta(minutes=5, seconds=1)
+    assert sent == lookback.strftime("%Y-%m-%d %H:%M:%S")
+    emitted = [r["id"] for r in second.records()]
+    assert sorted(emitted) == sorted({*changed, deleted, *added})
     by_id = {r["id"]: r for r in second.records()}
     assert by_id[changed[0]]["name"] == "Renamed"
     assert by_id[deleted]["deleted_at"] is not None
@@ -193,6 +192,33 @@ def test_incremental_run_rereads_changes_and_only_a_small_overlap(tap, server_zo
     assert all("updated_after" in r.params for r in api.requests_to("/v1/contacts"))
     if server_zone == timezone.utc:
         assert len(api.requests_to("/v1/contacts")) == 1
+
+
+def test_overlap_emits_a_record_committed_late_but_not_what_was_emitted(tap):
+    # Every contact is recent (the lookback covers them all), as on a fresh server.
+    with FakeSmartflo(contacts=300) as api:
+        config = base_config(api.url, lookback_minutes=24 * 60)
+        first = tap(config)
+        late = api.add_contacts(1)[0]
+        # Committed late: its updated_at lies before the first run's bookmark.
+        api.store[late].updated_at = utc(first.bookmark()) - timedelta(minutes=3)
+        changed = next(iter(api.store))
+        api.touch(changed, name="Changed")
+        second = tap(config, state=first.final_state)
+        third = tap(config, state=second.final_state)
+    assert sorted(r["id"] for r in second.records()) == sorted([late, changed])
+    assert third.records() == []
+    remembered = second.final_state["bookmarks"]["contacts"]["emitted_near_bookmark"]
+    assert len(remembered) == len(api.store)  # all within a day of the bookmark
+
+
+def test_remembered_versions_stay_few_whatever_the_data(tap):
+    with FakeSmartflo(contacts=1500) as api:
+        run = tap(base_config(api.url, lookback_minutes=365 * 24 * 60))
+    remembered = run.final_state["bookmarks"]["contacts"]["emitted_near_bookmark"]
+    assert len(remembered) == 1000
+    newest = sorted(api.store.values(), key=lambda c: c.updated_at)[-1000:]
+    assert set(remembered) == {str(c.id) for c in newest}
 
 
 def bookmark_state(value: str) -> dict:
