@@ -61,7 +61,8 @@ class TokenAuth(SmartfloAuth):
 
     def __init__(self, api_token: str) -> None:
         """Keep the token."""
-        self._api_token = api_token
+        # A token pasted from a file often ends in a newline: no header may.
+        self._api_token = api_token.strip()
 
     def token(self) -> str:
         """The configured token."""
@@ -87,7 +88,7 @@ class LoginAuth(SmartfloAuth):
     ) -> None:
         """Prepare to log in with the tap's settings."""
         self._url = str(config["api_url"]).rstrip("/") + LOGIN_PATH
-        self._email = str(config["email"])
+        self._email = str(config["email"]).strip()
         self._password = str(config["password"])
         self._timeout = float(config["request_timeout"])
         self._retry = retry

@@ -7,7 +7,7 @@ import threading
 import time
 import typing as t
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -266,9 +266,11 @@ class SmartfloStream(RESTStream[t.Any]):
         if not isinstance(body, dict) or not isinstance(
             body.get(self.records_key), list
         ):
+            said = body.get("message") if isinstance(body, dict) else None
             msg = (
-                f"{self.path} answered without a '{self.records_key}' list: this "
-                "does not look like a Smartflo API response (check api_url)"
+                f"{self.path} answered without a '{self.records_key}' list"
+                + (f": {str(said)[:200]}" if said else "")
+                + " (this does not look like a Smartflo page: check api_url)"
             )
             raise SmartfloError(msg)
         self.authenticator.worked(response.request)
@@ -297,7 +299,6 @@ class SmartfloStream(RESTStream[t.Any]):
             yield from self._iter_pages_in_turn(context, paginator)
             return
         cancelled = threading.Event()
-        pool: ThreadPoolExecutor | None = None
         in_flight: deque[Future[dict[str, t.Any]]] = deque()
         ahead = 0
         waits, writes = _RecentMean(), _RecentMean()
@@ -332,18 +333,17 @@ class SmartfloStream(RESTStream[t.Any]):
                     # (a page it does need is then fetched in turn, above).
                     if (following := paginator.after(last_requested)) is None:
                         break
-                    pool = pool or ThreadPoolExecutor(workers, self.name)
                     last_requested = following
                     prepared = self.prepare_page(context, last_requested)
                     what = self._what(last_requested)
                     in_flight.append(
-                        pool.submit(self.fetch_page, prepared, context, what, cancelled)
+                        _in_background(
+                            self.fetch_page, prepared, context, what, cancelled
+                        )
                     )
                 token = next_token
         finally:
             cancelled.set()
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
 
     def _what(self, token: object) -> str:
         return f"{self.path} (page {token})"
@@ -486,6 +486,26 @@ def _session_for(url: str, connections: int) -> requests.Session:
     )
     session.trust_env = False
     return session
+
+
+def _in_background(
+    function: t.Callable[..., dict[str, t.Any]], *args: t.Any
+) -> Future[dict[str, t.Any]]:
+    """Run ``function`` in a daemon thread, its outcome in the returned future.
+
+    Pages no longer wanted never hold up the end of a stream or the exit, as a
+    thread pool's workers would.
+    """
+    future: Future[dict[str, t.Any]] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    return future
 
 
 class _RecentMean:

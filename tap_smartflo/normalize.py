@@ -29,6 +29,10 @@ IST = timezone(timedelta(hours=5, minutes=30), "IST")
 _NO_TIME = frozenset({"", "0000-00-00 00:00:00", "0000-00-00", "0000-00-00T00:00:00"})
 _NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%d-%m-%Y %H:%M:%S", "%Y-%m-%d %H:%M")
 _SECONDS_LEN = 19  # len("2024-05-08T12:45:03")
+#: Epoch times as digits: seconds (9-10 digits) or milliseconds (12-13). Others,
+#: such as 20240508, are not taken for epochs.
+_EPOCH_DIGITS = frozenset({9, 10, 12, 13})
+_EPOCH_MILLISECONDS = 1e11
 
 
 class NormalizationError(ValueError):
@@ -48,16 +52,16 @@ def parse_time(value: object, *, naive_tz: timezone = IST) -> datetime | None:
     if isinstance(value, bool):
         msg = f"{value!r} is not a time"
         raise NormalizationError(msg)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, tz=UTC)
+    if isinstance(value, int | float | Decimal):
+        return _from_epoch(value)
     if not isinstance(value, str):
         msg = f"{value!r} is not a time"
         raise NormalizationError(msg)
     text = value.strip()
     if text in _NO_TIME:
         return None
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text), tz=UTC)
+    if text.isdigit() and len(text) in _EPOCH_DIGITS:
+        return _from_epoch(int(text))
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -65,6 +69,18 @@ def parse_time(value: object, *, naive_tz: timezone = IST) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=naive_tz)
     return parsed
+
+
+def _from_epoch(value: float | Decimal) -> datetime:
+    """Epoch seconds (or milliseconds, which some Smartflo fields use)."""
+    seconds = float(value)
+    if abs(seconds) >= _EPOCH_MILLISECONDS:
+        seconds /= 1000
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        msg = f"{value!r} is not a time"
+        raise NormalizationError(msg) from None
 
 
 def _parse_other(text: str, naive_tz: timezone) -> datetime:
@@ -132,9 +148,9 @@ def to_int(value: object) -> int | None:
             return int(text)
         if text == "":
             return None
-    elif isinstance(value, float) and value.is_integer():
+    elif isinstance(value, float | Decimal) and value == int(value):
         return int(value)
-    msg = f"{value!r} is not a whole-number id"
+    msg = f"{value!r} is not a whole number"
     raise NormalizationError(msg)
 
 
@@ -148,8 +164,8 @@ def to_id_text(value: object) -> str | None:
         return t.cast("str | None", value)
     if value.__class__ is int:
         return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, float | Decimal):
+        return str(int(value)) if value == int(value) else str(value)
     msg = f"{value!r} is not an id"
     raise NormalizationError(msg)
 
@@ -168,7 +184,16 @@ def to_text(value: object) -> str | None:
     """Return a free-form value as text (JSON for numbers, booleans and structures)."""
     if value is None or value.__class__ is str:
         return value  # type: ignore[return-value]
-    return json.dumps(value, separators=(",", ":"), default=str)
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), default=_json_number)
+
+
+def _json_number(value: object) -> object:
+    """Decimals (how the tap parses JSON fractions) stay numbers inside JSON text."""
+    if isinstance(value, Decimal):
+        return float(value) if value != int(value) else int(value)
+    return str(value)
 
 
 def to_number(value: object) -> Decimal | int | None:
@@ -289,20 +314,26 @@ def _free_object(value: object) -> dict[str, t.Any] | None:
     return {"value": value}
 
 
+_EMPTY: tuple[object, ...] = (None, [], {})
+
+
 def _list_of(item: Converter) -> Converter:
     def convert(value: object) -> list[t.Any] | None:
         if value is None or value == "":
             return None
         if isinstance(value, dict):
             # PHP writes a list with gaps in its keys as an object keyed "0", "2", ...;
-            # any other object is a single element where a list was expected.
-            if value and all(key.isdigit() for key in value):
+            # an empty list as {}; any other object is a single element where a
+            # list was expected.
+            if all(key.isdigit() for key in value):
                 value = [value[key] for key in sorted(value, key=int)]
             else:
                 value = [value]
         elif not isinstance(value, list):
             value = [value]
-        return [item(element) for element in value]
+        # An empty element (null, or PHP's [] for an empty object) says nothing.
+        items = (item(element) for element in value if element not in _EMPTY)
+        return [converted for converted in items if converted is not None]
 
     return convert
 

@@ -102,7 +102,7 @@ class RetryPolicy:
         """
         if (retry_after := _retry_after(exc)) is not None:
             return min(retry_after, LONGEST_WAIT)
-        if self.pacer is not None and _is_rate_limited(exc):
+        if self.pacer is not None and self.pacer.rate and _is_rate_limited(exc):
             return self.pacer.interval
         ceiling = min(self.max_wait, self.initial_wait * 2 ** (tries - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not crypto)

@@ -246,7 +246,9 @@ class TapSmartflo(Tap):
         # From here on no log line shows a secret. The SDK's validator (which also
         # fills in defaults) quotes offending values: those are masked too.
         for name in SECRET_SETTINGS:
-            redact.hide(str(self._config.get(name) or ""))
+            secret = str(self._config.get(name) or "")
+            redact.hide(secret)
+            redact.hide(secret.strip())  # as the API token is sent
         errors = [
             redact.mask(error) for error in super()._validate_config(raise_errors=False)
         ]

@@ -369,3 +369,29 @@ def test_a_secret_logged_by_any_logger_is_masked(caplog):
     logging.getLogger("urllib3.somewhere").warning("sent %s", "a-very-secret-value")
     assert "a-very-secret-value" not in caplog.text
     assert "sent ***" in caplog.text
+
+
+def test_a_token_pasted_with_a_newline_works_and_stays_secret(tap, api):
+    run = tap(base_config(api.url, api_token=TOKEN + "\n"))
+    assert run.returncode == 0, run.stderr
+    assert len(run.records()) == len(api.store)
+    assert_no_secret(run, TOKEN)
+
+
+def test_a_login_answered_with_429_backs_off(tap):
+    with FakeSmartflo(contacts=20, logins={EMAIL: PASSWORD}) as api:
+        api.faults.extend([Fault("429", "/v1/auth/login")] * 3)
+        run = tap(login_config(api, retry_initial_seconds=0.2, retry_max_seconds=20))
+    assert run.returncode == 0, run.stderr
+    assert len(api.requests_to("/v1/auth/login")) == 4
+    assert "in 0.0 s" not in run.stderr  # backed off, not hammered
+
+
+def test_an_exception_text_holding_a_secret_is_masked(caplog):
+    redact.hide("another-secret-value")
+    try:
+        {}["header b'Bearer another-secret-value' is invalid"]
+    except KeyError:
+        logging.getLogger("tap-smartflo").exception("failed")
+    assert "another-secret-value" not in caplog.text
+    assert "KeyError" in caplog.text
