@@ -101,6 +101,11 @@ class CountedPageNumberPaginator(PageNumberPaginator):
             return None
         return next_page
 
+    @property
+    def count(self) -> int | None:
+        """The total the server last said matches the query."""
+        return self._count
+
     @override
     def after(self, token: int) -> int | None:
         """The page after ``token``, unless ``count`` says no record is left for it."""

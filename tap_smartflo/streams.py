@@ -40,6 +40,9 @@ CALL_HISTORY_START = datetime(2015, 1, 1, tzinfo=UTC)
 #: How long before the run's start the newest call-records window ends: a margin for
 #: the server's clock and for calls being written, so no window reaches the future.
 CALL_WINDOW_END_MARGIN = timedelta(minutes=1)
+#: How far outside its window a returned call is still taken for a near miss (the
+#: server reading the dates in another zone): farther means the dates are ignored.
+CALL_WINDOW_SLACK = timedelta(days=1)
 #: Format of ``from_date`` and ``to_date``: naive wall-clock time in IST.
 CALL_QUERY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -111,7 +114,8 @@ class CallRecordsStream(IncrementalSmartfloStream):
 
     @override
     def new_paginator(self) -> CountedPageNumberPaginator:
-        return CountedPageNumberPaginator()
+        self._paginator = CountedPageNumberPaginator()
+        return self._paginator
 
     def windows(self, context: Context | None) -> list[tuple[datetime, datetime]]:
         """The closed windows this run reads, oldest first (whole seconds)."""
@@ -134,34 +138,64 @@ class CallRecordsStream(IncrementalSmartfloStream):
     @override
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
         self._seed_bookmark(context)
+        emitted: dict[str, str] = {}  # id -> started_at, near the current window
         for start, end in self.windows(context):
-            yield from self._window_records(context, start, end)
+            yield from self._window_records(context, start, end, emitted)
             self._advance_bookmark(context, end)
+            horizon = format_utc(end - CALL_WINDOW_SLACK)
+            emitted = {i: s for i, s in emitted.items() if s >= horizon}
 
     def _window_records(
-        self, context: Context | None, start: datetime, end: datetime
+        self,
+        context: Context | None,
+        start: datetime,
+        end: datetime,
+        emitted: dict[str, str],
     ) -> Iterator[dict]:
-        """Every call that started in ``[start, end)``, once each."""
+        """Every call the server returns for ``[start, end)``, once in the run.
+
+        A call from just outside the window (a server reading the dates in another
+        zone, or edges compared inclusively) is kept and remembered, so the window
+        it belongs to does not emit it again; one from far outside means the server
+        ignores the dates, and is left to its own window. The window is read again
+        (twice at most, while that finds more) when it yielded fewer distinct
+        calls than the ``count`` the server gave: pages of calls started in the
+        same second can come in a different order each time.
+        """
         window = {
             **(context or {}),
             # A second early, in case the server compares from_date exclusively.
             "from_date": _call_query_time(start - timedelta(seconds=1)),
             "to_date": _call_query_time(end),
         }
-        low, high = format_utc(start), format_utc(end)
-        seen: set[str] = set()
-        for record in super().request_records(window):
-            started_at = record["started_at"]
-            if started_at is not None and not low <= started_at < high:
-                # The neighbouring window's: the server's edges are inclusive.
-                if not _asked_for(started_at, start, end):
+        low = format_utc(start - CALL_WINDOW_SLACK)
+        high = format_utc(end + CALL_WINDOW_SLACK)
+        returned: set[str] = set()
+        for reading in range(3):
+            before = len(returned)
+            for record in super().request_records(window):
+                started_at = record["started_at"]
+                if started_at is not None and not low <= started_at < high:
                     self._warn_filter_ignored(record, window)
-                continue
-            if record["id"] in seen:
-                # A call written while the pages were read pushed this one along.
-                continue
-            seen.add(record["id"])
-            yield record
+                    continue
+                returned.add(record["id"])
+                if record["id"] in emitted:
+                    continue  # emitted by this read or a neighbouring window's
+                emitted[record["id"]] = started_at or ""
+                yield record
+            count = self._paginator.count
+            if count is None or len(returned) >= count or len(returned) == before:
+                break
+            self.logger.warning(
+                "%s gave count=%d for %s to %s (IST) but %d distinct calls; "
+                "reading the window again (%d)",
+                self.path,
+                count,
+                window["from_date"],
+                window["to_date"],
+                len(returned),
+                reading + 1,
+            )
 
     def _warn_filter_ignored(
         self, record: dict[str, t.Any], window: t.Mapping[str, str]
@@ -171,10 +205,9 @@ class CallRecordsStream(IncrementalSmartfloStream):
         self._warned_filter = True
         self.logger.warning(
             "%s returned a call that started at %s (id %s) for from_date=%s, "
-            "to_date=%s (IST): it does not filter by these dates as documented. Each "
-            "call is kept only in its own window, but reading takes longer, and if "
-            "the server reads the dates in another time zone, calls near window "
-            "edges can be missed.",
+            "to_date=%s (IST): it does not filter by these dates as documented. "
+            "Each call is emitted once, from its own window (or one next to it), "
+            "but reading takes more requests.",
             self.path,
             record["started_at"],
             record["id"],
@@ -189,9 +222,3 @@ def _whole(moment: datetime) -> datetime:
 
 def _call_query_time(moment: datetime) -> str:
     return moment.astimezone(IST).strftime(CALL_QUERY_TIME_FORMAT)
-
-
-def _asked_for(started_at: str, start: datetime, end: datetime) -> bool:
-    """Whether a UTC RFC 3339 time lies in the range sent as from_date/to_date."""
-    moment = datetime.fromisoformat(started_at)
-    return start - timedelta(seconds=1) <= moment <= end

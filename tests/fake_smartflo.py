@@ -210,6 +210,11 @@ class FakeSmartflo:
     call_ids: str = "hex"
     exclusive_call_dates: bool = False
     ignore_call_dates: bool = False
+    #: The zone the server reads from_date/to_date in (IST, as documented).
+    call_dates_tz: timezone = IST
+    #: Calls started in the same second come in a new order on every request, as
+    #: with LIMIT/OFFSET over a sort that is not unique.
+    shuffle_call_ties: bool = False
     late_calls_during_read: int = 0
     broken_call_page: tuple[str, str] | None = None
     users: int = 0
@@ -613,13 +618,18 @@ class FakeSmartflo:
             params = {k: v for k, v in params.items() if not k.endswith("_date")}
         if "from_date" in params:
             low = datetime.strptime(params["from_date"], CALL_DATE_FORMAT)  # noqa: DTZ007
-            low = low.replace(tzinfo=IST)
+            low = low.replace(tzinfo=self.call_dates_tz)
             rows = [c for c in rows if self._after(c.started_at, low)]
         if "to_date" in params:
             high = datetime.strptime(params["to_date"], CALL_DATE_FORMAT)  # noqa: DTZ007
-            high = high.replace(tzinfo=IST)
+            high = high.replace(tzinfo=self.call_dates_tz)
             rows = [c for c in rows if self._after(high, c.started_at)]
-        rows.sort(key=lambda c: (c.started_at, c.seq), reverse=True)
+        if self.shuffle_call_ties:
+            with self.lock:
+                ties = {c.seq: self.rng.random() for c in rows}
+            rows.sort(key=lambda c: (c.started_at, ties[c.seq]), reverse=True)
+        else:
+            rows.sort(key=lambda c: (c.started_at, c.seq), reverse=True)
         chunk = rows[(page - 1) * limit : page * limit]
         if page == 1 and chunk and self.late_calls_during_read:
             self._arrive_during_read(chunk[0].started_at, high)
