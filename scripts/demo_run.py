@@ -165,11 +165,11 @@ def demo_run(env: dict[str, str]) -> None:
     for record in contacts:
         if record["id"] in news:
             show(record)
-    overlap = {record["id"] for record in contacts} - news
+    unchanged = len({record["id"] for record in contacts} - news)
     print(
-        f"  ... and {len(overlap)} unchanged contacts re-read from the minutes just"
-        " before the previous bookmark (lookback_minutes, for changes Smartflo"
-        " commits late): a target that upserts on id keeps one row per contact."
+        f"  Unchanged contacts written again: {unchanged}. The minutes before the"
+        " previous bookmark were read again (lookback_minutes, for changes Smartflo"
+        " commits late), but what the last run wrote was not written twice."
         "\n  (users has no timestamps, so every run reads it whole; call_records"
         " re-reads the last call_records_lookback_hours, for late recordings.)"
     )
