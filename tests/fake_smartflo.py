@@ -405,6 +405,19 @@ class FakeSmartflo:
                 ids.append(user_id)
         return ids
 
+    def change_some_contacts(self) -> tuple[list[int], int, list[int]]:
+        """An hour later: two contacts changed, one soft-deleted, three added.
+
+        Returns (changed ids, deleted id, added ids).
+        """
+        self.tick(3600)
+        changed = list(self.store)[:2]
+        self.touch(changed[0], name="Renamed")
+        self.touch(changed[1], email_id="new@example.com")
+        deleted = list(self.store)[10]
+        self.soft_delete(deleted)
+        return changed, deleted, self.add_contacts(3)
+
     @property
     def newest_updated_at(self) -> datetime:
         """The newest ``updated_at`` in the store."""

@@ -167,13 +167,7 @@ def test_incremental_run_emits_the_changes_and_rereads_the_overlap(tap, server_z
     # for more, never less, and emits only what it meant to ask for.
     with FakeSmartflo(contacts=1500, naive_tz=server_zone) as api:
         first = tap(base_config(api.url, lookback_minutes=5))
-        api.tick(3600)
-        changed = list(api.store)[:2]
-        api.touch(changed[0], name="Renamed")
-        api.touch(changed[1], email_id="new@example.com")
-        deleted = list(api.store)[10]
-        api.soft_delete(deleted)
-        added = api.add_contacts(3)
+        changed, deleted, added = api.change_some_contacts()
         api.requests.clear()
         second = tap(base_config(api.url, lookback_minutes=5), state=first.final_state)
     assert second.returncode == 0, second.stderr

@@ -62,13 +62,7 @@ def test_run_writes_every_contact_then_the_schedule_writes_the_changes(
         saved = meltano.state(STATE_ID)
         assert bookmark(saved) == api.newest_updated_at
 
-        api.tick(3600)
-        changed = list(api.store)[:2]
-        api.touch(changed[0], name="Renamed")
-        api.touch(changed[1], email_id="new@example.com")
-        deleted = list(api.store)[10]
-        api.soft_delete(deleted)
-        added = api.add_contacts(3)
+        changed, deleted, added = api.change_some_contacts()
         api.requests.clear()
         # The schedule runs the job; the job shares the state of the plain run.
         meltano.ok("schedule", "run", "smartflo-to-jsonl-hourly", **env)
