@@ -34,6 +34,7 @@ import contextlib
 import json
 import random
 import socket
+import sys
 import threading
 import time
 import typing as t
@@ -770,7 +771,7 @@ class FakeSmartflo:
     def start(self, port: int = 0) -> FakeSmartflo:
         """Start serving on 127.0.0.1 (on a free port unless ``port`` is given)."""
         handler = type("Handler", (_Handler,), {"api": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.server = _Server(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
@@ -793,6 +794,14 @@ class FakeSmartflo:
     def requests_to(self, path: str) -> list[LoggedRequest]:
         """The logged requests for one path."""
         return [r for r in self.requests if r.path == path]
+
+
+class _Server(ThreadingHTTPServer):
+    """Quiet about clients that hang up (a tap exiting with pages in flight)."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):
