@@ -8,7 +8,7 @@ import time
 import typing as t
 from collections import deque
 from concurrent.futures import Future
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import cached_property
 from http import HTTPStatus
@@ -70,9 +70,9 @@ SLOW_WAIT = 0.005
 QUERY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def query_time(moment: datetime) -> str:
-    """Format a time for a Smartflo query parameter (see QUERY_TIME_FORMAT)."""
-    return moment.astimezone(UTC).strftime(QUERY_TIME_FORMAT)
+def query_time(moment: datetime, zone: timezone = UTC) -> str:
+    """Format a time for a Smartflo query parameter, as wall-clock time in ``zone``."""
+    return moment.astimezone(zone).strftime(QUERY_TIME_FORMAT)
 
 
 class SmartfloError(FatalAPIError):

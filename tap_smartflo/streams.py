@@ -11,6 +11,7 @@ from tap_smartflo.client import (
     IncrementalSmartfloStream,
     SmartfloStream,
     UpdatedAfterStream,
+    query_time,
 )
 from tap_smartflo.normalize import (
     IST,
@@ -43,8 +44,6 @@ CALL_WINDOW_END_MARGIN = timedelta(minutes=1)
 #: How far outside its window a returned call is still taken for a near miss (the
 #: server reading the dates in another zone): farther means the dates are ignored.
 CALL_WINDOW_SLACK = timedelta(days=1)
-#: Format of ``from_date`` and ``to_date``: naive wall-clock time in IST.
-CALL_QUERY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 class ContactsStream(UpdatedAfterStream):
@@ -165,8 +164,8 @@ class CallRecordsStream(IncrementalSmartfloStream):
         window = {
             **(context or {}),
             # A second early, in case the server compares from_date exclusively.
-            "from_date": _call_query_time(start - timedelta(seconds=1)),
-            "to_date": _call_query_time(end),
+            "from_date": query_time(start - timedelta(seconds=1), IST),
+            "to_date": query_time(end, IST),
         }
         low = format_utc(start - CALL_WINDOW_SLACK)
         high = format_utc(end + CALL_WINDOW_SLACK)
@@ -218,7 +217,3 @@ class CallRecordsStream(IncrementalSmartfloStream):
 
 def _whole(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
-
-
-def _call_query_time(moment: datetime) -> str:
-    return moment.astimezone(IST).strftime(CALL_QUERY_TIME_FORMAT)
