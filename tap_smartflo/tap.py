@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import sys
 import typing as t
@@ -52,7 +53,8 @@ class TapSmartflo(Tap):
             default=DEFAULT_API_URL,
             title="API URL",
             description=(
-                "Base URL of the Smartflo API. Servetel: https://api.servetel.in, "
+                "Base URL of the Smartflo API, https (plain http only for a server "
+                "on this machine). Servetel: https://api.servetel.in, "
                 "Acefone: https://api.acefone.in."
             ),
         ),
@@ -311,12 +313,7 @@ def _setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             "No credentials: set api_token, or both email and password "
             "(TAP_SMARTFLO_API_TOKEN, or TAP_SMARTFLO_EMAIL and TAP_SMARTFLO_PASSWORD)"
         )
-    url = urlparse(str(config.get("api_url", "")))
-    if url.scheme not in {"http", "https"} or not url.netloc:
-        errors.append(
-            f"api_url {config.get('api_url')!r} is not an http(s) URL such as "
-            f"{DEFAULT_API_URL}"
-        )
+    errors += _api_url_errors(str(config.get("api_url", "")))
     if start_date := config.get("start_date"):
         try:
             parse_time(start_date)
@@ -346,6 +343,34 @@ def _setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             f"call_records_window_days must be 1 to {MAX_CALL_WINDOW_DAYS}, got {days}"
         )
     return errors
+
+
+def _api_url_errors(api_url: str) -> list[str]:
+    """An http(s) URL, and https unless the server is on this machine."""
+    url = urlparse(api_url)
+    if url.scheme not in {"http", "https"} or not url.netloc:
+        return [f"api_url {api_url!r} is not an http(s) URL such as {DEFAULT_API_URL}"]
+    if url.scheme == "http" and not _is_loopback(url.hostname):
+        secure = url._replace(scheme="https").geturl()
+        message = (
+            f"api_url {api_url!r} would send the credentials unencrypted: use "
+            f"https:// ({secure}); plain http is only for a server on this machine "
+            "(localhost, 127.0.0.1, ::1)"
+        )
+        return [message]
+    return []
+
+
+def _is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine: a request to it never crosses a network."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

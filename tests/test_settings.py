@@ -87,3 +87,36 @@ def test_readme_settings_table_matches_about(tap):
     table = re.search(r"## Settings\n\n(.*?)\n\n", about, re.DOTALL)
     assert table, about
     assert table.group(1) in README.read_text()
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        "http://api-smartflo.tatateleservices.com",
+        "http://api.servetel.in/",
+        "HTTP://api.acefone.in",
+        "http://10.1.2.3:8080",
+        "http://[2001:db8::1]",
+        "http://localhost.example.com",
+    ],
+)
+def test_a_plain_http_api_url_is_refused_before_any_connection(tap, api, api_url):
+    # Were the request sent, it would go through this proxy (the fake server),
+    # as a token typed into a plain-http URL goes through any proxy on the way.
+    env = clean_env(HTTP_PROXY=api.url, http_proxy=api.url, NO_PROXY="", no_proxy="")
+    run = tap(base_config(api_url), env=env)
+    assert run.returncode == 1
+    assert "api_url" in run.stderr
+    assert "use https://" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert api.requests == []
+    assert TOKEN not in run.stderr
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.10.0.1", "localhost", "LocalHost", "[::1]"]
+)
+def test_plain_http_is_allowed_for_a_server_on_this_machine(tap, host):
+    run = tap(base_config(f"http://{host}:8765"), args=["--discover"])
+    assert run.returncode == 0, run.stderr
+    assert "contacts" in run.stdout
