@@ -82,6 +82,17 @@ class SmartfloError(FatalAPIError):
 class EndpointError(SmartfloError):
     """The API refuses one endpoint (403, 404) while others may work."""
 
+    def __init__(self, message: str, *, status: int, path: str) -> None:
+        """Say why, with the HTTP status and the path it answered."""
+        super().__init__(message)
+        self.status = status
+        self.path = path
+
+
+#: Written into a stream's state once the stream has read a page, so a later run
+#: can tell "this token lost access" from "this account never had the feature".
+EXTRACTED_KEY = "extracted"
+
 
 class SmartfloStream(RESTStream[t.Any]):
     """A Smartflo list endpoint: pages of ``results``, normalized to the schema."""
@@ -373,22 +384,44 @@ class SmartfloStream(RESTStream[t.Any]):
         the run fails only when every selected stream was skipped (a wrong api_url).
         An endpoint refused after it served pages still stops the run.
         """
+        extracted_before = self._extracted_before()
         try:
             yield from super().get_records(context)
         except EndpointError as exc:
             if self._pages_received:
                 raise
-            skipped = t.cast("t.Any", self._tap).skipped_streams
+            tap = t.cast("t.Any", self._tap)
+            skipped = tap.skipped_streams
             skipped[self.name] = str(exc)
             selected = {s.name for s in self._tap.streams.values() if s.selected}
             if selected <= set(skipped):
                 raise SmartfloError("; ".join(sorted(set(skipped.values())))) from None
+            if extracted_before:
+                # A token that lost access must not hide in a green run: the
+                # other streams go on, and the run fails at the end.
+                tap.lost_streams[self.name] = _lost_message(self.name, exc)
+                self.logger.warning(
+                    "Stream '%s' was extracted before but is refused now: %s",
+                    self.name,
+                    exc,
+                )
+                return
             self.logger.warning(
                 "Skipping stream '%s': %s. Deselect it in the catalog if this is "
                 "expected.",
                 self.name,
                 exc,
             )
+        else:
+            if self._pages_received:
+                self.stream_state[EXTRACTED_KEY] = True
+
+    def _extracted_before(self) -> bool:
+        """Whether the incoming state shows that an earlier run read this stream."""
+        state = self.stream_state
+        return bool(
+            state.get(EXTRACTED_KEY) or state.get("replication_key_value") is not None
+        )
 
     @override
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
@@ -435,13 +468,15 @@ class SmartfloStream(RESTStream[t.Any]):
                 raise RetryAtOnceError(msg, response)
             if status == HTTPStatus.UNAUTHORIZED:
                 raise SmartfloError(self._refusal_message(status))
-            raise EndpointError(self._refusal_message(status))
+            raise EndpointError(
+                self._refusal_message(status), status=status, path=self.path
+            )
         if status == HTTPStatus.NOT_FOUND:
             msg = (
                 f"Smartflo answered HTTP 404 on {self.path}: this server does not "
                 "have the endpoint (check api_url)"
             )
-            raise EndpointError(msg)
+            raise EndpointError(msg, status=status, path=self.path)
         if (
             status in self.extra_retry_statuses
             or status >= HTTPStatus.INTERNAL_SERVER_ERROR
@@ -534,6 +569,15 @@ class _Token:
 
     def __init__(self, value: object) -> None:
         self.current_value = value
+
+
+def _lost_message(stream: str, exc: EndpointError) -> str:
+    return (
+        f"Stream '{stream}' was extracted before, but Smartflo now refuses it "
+        f"(HTTP {exc.status} on {exc.path}): the token may have lost access to it. "
+        f"If that is intended, deselect it (meltano select tap-smartflo --exclude "
+        f"{stream} '*', or \"selected\": false in the catalog)"
+    )
 
 
 def _server_message(response: requests.Response) -> str:

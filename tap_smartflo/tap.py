@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import json
 import sys
@@ -219,6 +218,11 @@ class TapSmartflo(Tap):
         return {}
 
     @cached_property
+    def lost_streams(self) -> dict[str, str]:
+        """Streams extracted before that the API refuses now: the run fails."""
+        return {}
+
+    @cached_property
     def retry_policy(self) -> RetryPolicy:
         """How every request of this tap retries transient failures."""
         return RetryPolicy(
@@ -269,15 +273,32 @@ class TapSmartflo(Tap):
     def invoke(  # type: ignore[override]
         cls,
         *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
         state: t.IO[str] | None = None,
         catalog: t.IO[str] | None = None,
-        **kwargs: t.Any,
     ) -> None:
-        """Run the tap; a permanent failure ends it with one line and exit code 1."""
+        """Run the tap; a permanent failure ends it with one line and exit code 1.
+
+        The SDK's ``Tap.invoke`` (--about, the version line, build the tap, sync all)
+        is spelled out here so that the run keeps its tap: after every stream is
+        synced, streams that used to be extracted and are refused now fail the run.
+        """
+        super(Tap, cls).invoke(about=about, about_format=about_format)
+        cls.print_version(print_fn=cls.logger.info)
         try:
-            state = _checked_json_file(state, "--state")
-            catalog = _checked_json_file(catalog, "--catalog")
-            super().invoke(state=state, catalog=catalog, **kwargs)
+            tap = cls(
+                config=config.config if config is not None else {},
+                state=_checked_json(state, "--state"),
+                catalog=_checked_json(catalog, "--catalog"),
+                parse_env_config=config is not None and config.parse_env,
+                validate_config=True,
+            )
+            tap.sync_all()
+            if tap.lost_streams:
+                # Every other stream was extracted and its STATE emitted first.
+                _fail(*sorted(tap.lost_streams.values()))
         except (FatalAPIError, PaginationError, NormalizationError) as exc:
             _fail(str(exc))
         except requests.exceptions.RequestException as exc:
@@ -287,20 +308,19 @@ class TapSmartflo(Tap):
             )
 
 
-def _fail(message: str) -> t.NoReturn:
-    TapSmartflo.logger.error(message)
+def _fail(*lines: str) -> t.NoReturn:
+    for line in lines:
+        TapSmartflo.logger.error(line)
     sys.exit(1)
 
 
-def _checked_json_file(file: t.IO[str] | None, option: str) -> t.IO[str] | None:
+def _checked_json(file: t.IO[str] | None, option: str) -> dict[str, t.Any] | None:
     if file is None:
         return None
-    text = file.read()
     try:
-        json.loads(text)
+        return t.cast("dict[str, t.Any]", json.loads(file.read()))
     except ValueError as exc:
         _fail(f"The {option} file {file.name} is not valid JSON ({exc})")
-    return io.StringIO(text)
 
 
 def _setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:

@@ -162,6 +162,54 @@ def test_a_refused_endpoint_skips_its_stream_and_the_others_are_extracted(tap, a
     assert len(api.requests_to("/v1/call/records")) == 1
 
 
+def without_paths(api: FakeSmartflo, *paths: str) -> None:
+    """From now on, the fake answers ``paths`` as a token without access would."""
+    real_routes = api.routes
+
+    def routes():
+        return {key: r for key, r in real_routes().items() if key[1] not in paths}
+
+    api.routes = routes  # type: ignore[method-assign]
+
+
+def test_a_stream_that_loses_access_fails_the_run_after_the_others_are_extracted(
+    tap,
+):
+    with FakeSmartflo(contacts=300, calls=40, users=30) as api:
+        config = base_config(api.url, **FAST_RETRIES)
+        first = tap(config)
+        assert first.returncode == 0, first.stderr
+        api.change_some_contacts()
+        without_paths(api, "/v1/call/records", "/v1/users")
+        second = tap(config, state=first.final_state)
+    assert second.returncode == 1
+    # Everything else was extracted, and its STATE emitted: nothing is re-read.
+    assert len(second.records()) == 6
+    assert second.bookmark("contacts") > first.bookmark("contacts")
+    # The refused streams keep their place for when access comes back.
+    lost = second.final_state["bookmarks"]
+    assert lost["call_records"] == first.final_state["bookmarks"]["call_records"]
+    errors = [line for line in second.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 2, errors
+    for stream, path in (("call_records", "/v1/call/records"), ("users", "/v1/users")):
+        line = next(line for line in errors if f"'{stream}'" in line)
+        assert f"HTTP 403 on {path}" in line
+        assert "was extracted before" in line
+        assert f"meltano select tap-smartflo --exclude {stream}" in line
+    assert "Traceback" not in second.stderr
+
+
+def test_a_stream_refused_on_its_first_run_is_skipped_on_later_runs_too(tap):
+    with FakeSmartflo(contacts=30) as api:
+        without_paths(api, "/v1/users")
+        config = base_config(api.url, **FAST_RETRIES)
+        first = tap(config)
+        second = tap(config, state=first.final_state)
+    for run in (first, second):
+        assert run.returncode == 0, run.stderr
+        assert "Skipping stream 'users'" in run.stderr
+
+
 # Transient faults
 
 
