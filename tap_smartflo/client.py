@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -265,6 +266,16 @@ class SmartfloStream(RESTStream[t.Any]):
     def _send_and_parse(
         self, prepared: requests.PreparedRequest, context: Context | None
     ) -> dict[str, t.Any]:
+        if self.logger.isEnabledFor(logging.DEBUG):
+            # The headers as they will be sent: the secret in them is masked in
+            # every log record (see redact).
+            self.authenticator(prepared)
+            self.logger.debug(
+                "%s %s headers=%s",
+                prepared.method,
+                prepared.url,
+                dict(prepared.headers),
+            )
         response = self._request(prepared, context)
         try:
             body = _JSON.decode(response.content)
@@ -467,9 +478,9 @@ class SmartfloStream(RESTStream[t.Any]):
                 msg = f"HTTP {status} on {self.path}: renewing the token"
                 raise RetryAtOnceError(msg, response)
             if status == HTTPStatus.UNAUTHORIZED:
-                raise SmartfloError(self._refusal_message(status))
+                raise SmartfloError(self._refusal_message(response))
             raise EndpointError(
-                self._refusal_message(status), status=status, path=self.path
+                self._refusal_message(response), status=status, path=self.path
             )
         if status == HTTPStatus.NOT_FOUND:
             msg = (
@@ -486,17 +497,18 @@ class SmartfloStream(RESTStream[t.Any]):
             msg = f"Smartflo refused the request (HTTP {status} on {self.path})"
             raise SmartfloError(msg + _server_message(response))
 
-    def _refusal_message(self, status: int) -> str:
+    def _refusal_message(self, response: requests.Response) -> str:
         credential = self.authenticator.credential
-        if status == HTTPStatus.UNAUTHORIZED:
+        said = _server_message(response)
+        if response.status_code == HTTPStatus.UNAUTHORIZED:
             return (
-                f"Smartflo refused the credentials (HTTP 401 on {self.path}): check "
-                f"that {credential} is valid and not expired"
+                f"Smartflo refused the credentials (HTTP 401 on {self.path}{said}): "
+                f"check that {credential} is valid and not expired"
             )
         return (
-            f"Smartflo answered HTTP 403 on {self.path}: either the {credential} "
-            "has no permission for this endpoint, or api_url or the path is wrong "
-            "(Smartflo answers 403 for paths it does not know)"
+            f"Smartflo answered HTTP 403 on {self.path}{said}: either the "
+            f"{credential} has no permission for this endpoint, or api_url or the "
+            "path is wrong (Smartflo answers 403 for paths it does not know)"
         )
 
     @override

@@ -1,8 +1,19 @@
-"""Secrets never reach a log line, whichever logger or handler writes it."""
+"""Secrets never reach a log line, whichever logger or handler writes it.
+
+Two kinds of secret are masked as ``***`` where each log record is created (before
+any handler or formatter sees it, tracebacks included):
+
+- values the tap knows are secret (``api_token``, ``password``, tokens issued by a
+  login), registered with ``hide``;
+- credentials that travel inside URLs the API hands out as data, such as the
+  ``token=`` in a call's ``recording_url``: the URL goes to the target whole, but a
+  log line or an error shows it with the query value masked.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import traceback
 import typing as t
@@ -10,28 +21,49 @@ import typing as t
 #: Shorter values are not masked: they would mask common words, and no real
 #: token or password is this short.
 SHORTEST = 6
-_secrets: set[str] = set()
+#: URL query parameters whose value is a credential (``?token=...&expires=...``).
+_QUERY_CREDENTIAL = re.compile(
+    r"(?i)([?&;](?:token|access_token|api_token|auth|key|signature|sig|password)=)"
+    r"[^&#\s'\"<>\\]+"
+)
+#: Replaced as a whole, never changed in place: ``mask`` reads it without a lock
+#: while a thread that logs in adds a new token.
+_secrets: tuple[str, ...] = ()
 _lock = threading.Lock()
 _installed = False
 
 
 def hide(secret: str) -> None:
-    """Mask ``secret`` as ``***`` in every log record from now on."""
-    global _installed  # noqa: PLW0603 (one record factory per process)
+    """Mask ``secret`` as ``***`` in every log record from now on.
+
+    Its escaped spelling is masked too, as a repr (in a traceback) would show a
+    secret that holds a line break or a quote.
+    """
+    global _secrets  # noqa: PLW0603 (one set of secrets per process)
+    install()
     if len(secret) < SHORTEST:
         return
+    escaped = repr(secret)[1:-1]
     with _lock:
-        _secrets.add(secret)
+        fresh = [s for s in dict.fromkeys((secret, escaped)) if s not in _secrets]
+        # Longest first, so that a secret containing another is masked whole.
+        _secrets = tuple(sorted((*_secrets, *fresh), key=len, reverse=True))
+
+
+def install() -> None:
+    """Mask every log record from now on (once per process; safe to call again)."""
+    global _installed  # noqa: PLW0603 (one record factory per process)
+    with _lock:
         if not _installed:
             logging.setLogRecordFactory(_masking(logging.getLogRecordFactory()))
             _installed = True
 
 
 def mask(text: str) -> str:
-    """``text`` with every hidden secret replaced by ``***``."""
+    """``text`` with every hidden secret and URL credential replaced by ``***``."""
     for secret in _secrets:
         text = text.replace(secret, "***")
-    return text
+    return _QUERY_CREDENTIAL.sub(r"\1***", text)
 
 
 def _masking(

@@ -18,10 +18,14 @@ from http import HTTPStatus
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
+from tap_smartflo.normalize import NormalizationError, parse_time
+
 if t.TYPE_CHECKING:
     from tap_smartflo.pacing import Pacer
 
 _T = t.TypeVar("_T")
+#: A bare number in ``retry_after`` this large is a moment (epoch seconds), not a wait.
+_EPOCH_SECONDS = 10**9
 
 #: Failures worth trying again: the server or the network may do better next time.
 TRANSIENT = (
@@ -32,8 +36,6 @@ TRANSIENT = (
     requests.exceptions.ContentDecodingError,
     ConnectionResetError,
 )
-#: No wait is longer than this, whatever Retry-After says.
-LONGEST_WAIT = 120.0
 
 
 class GaveUpError(FatalAPIError):
@@ -81,6 +83,13 @@ class RetryPolicy:
                 wait = self.wait_after(exc, tries)
                 elapsed = time.monotonic() - start
                 if elapsed + wait > self.budget:
+                    if (told := server_wait(exc)) is not None:
+                        msg = (
+                            f"{what}: Smartflo asks to wait {told:.0f} s before "
+                            f"trying again ({reason}), longer than retry_max_seconds "
+                            f"({self.budget:.0f} s) allows: try again later"
+                        )
+                        raise GaveUpError(msg) from None
                     msg = (
                         f"{what} kept failing for {elapsed:.0f} s ({tries} tries; "
                         f"last: {reason}). Smartflo may be down or limiting this "
@@ -96,12 +105,13 @@ class RetryPolicy:
     def wait_after(self, exc: BaseException, tries: int) -> float:
         """How long to wait before the next try.
 
-        Retry-After when the server sent one; for a 429 without it, the pacer's
-        new interval (the pacer, not a blind backoff, finds the account's pace);
-        otherwise exponential with jitter.
+        What the server said when it said it (a Retry-After header, or a
+        ``retry_after`` time in the body, as a throttled login answers); for a 429
+        without it, the pacer's new interval (the pacer, not a blind backoff, finds
+        the account's pace); otherwise exponential with jitter.
         """
-        if (retry_after := _retry_after(exc)) is not None:
-            return min(retry_after, LONGEST_WAIT)
+        if (told := server_wait(exc)) is not None:
+            return told
         if self.pacer is not None and self.pacer.rate and _is_rate_limited(exc):
             return self.pacer.interval
         ceiling = min(self.max_wait, self.initial_wait * 2 ** (tries - 1))
@@ -120,13 +130,39 @@ def _is_rate_limited(exc: BaseException) -> bool:
     return response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS
 
 
-def _retry_after(exc: BaseException) -> float | None:
+def server_wait(exc: BaseException) -> float | None:
+    """Seconds the server asked to wait before the next try, if it said.
+
+    A ``Retry-After`` header (seconds or an HTTP date), or a ``retry_after`` field in
+    a JSON body: a time (``Y-m-d H:i:s``, India Standard Time like every naive
+    Smartflo time) or seconds.
+    """
     response = getattr(exc, "response", None)
     if response is None:
         return None
-    value = response.headers.get("Retry-After")
-    if not value:
+    if value := response.headers.get("Retry-After"):
+        return _header_wait(value)
+    try:
+        body = response.json()
+    except ValueError:
         return None
+    return _body_wait(body.get("retry_after") if isinstance(body, dict) else None)
+
+
+def _body_wait(value: object) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if text.isdigit() and int(text) < _EPOCH_SECONDS:
+        return float(text)  # seconds to wait, not a moment
+    try:
+        moment = parse_time(value)
+    except NormalizationError:
+        return None
+    return None if moment is None else max(0.0, moment.timestamp() - time.time())
+
+
+def _header_wait(value: str) -> float | None:
     if value.strip().isdigit():
         return float(value)
     try:

@@ -251,6 +251,7 @@ class TapSmartflo(Tap):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         # From here on no log line shows a secret. The SDK's validator (which also
         # fills in defaults) quotes offending values: those are masked too.
+        redact.install()
         for name in SECRET_SETTINGS:
             secret = str(self._config.get(name) or "")
             redact.hide(secret)

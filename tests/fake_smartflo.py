@@ -65,6 +65,8 @@ class LoggedRequest:
     authorized: bool
     status: int = 0
     fault: str | None = None
+    #: When it arrived (time.monotonic()).
+    at: float = field(default_factory=time.monotonic)
 
 
 FAULT_KINDS = (
@@ -79,6 +81,9 @@ FAULT_KINDS = (
     "not-json",  # 200 with an HTML body
     "half-json",  # 200 with a complete HTTP body holding half a JSON document
 )
+#: A throttled login, as one public client saw it: 429 with a body field
+#: ``retry_after`` written as ``Y-m-d H:i:s`` in IST (``login_retry_after`` s on).
+LOGIN_THROTTLED = "login-429-retry-after-body"
 
 
 _TOO_MANY = json.dumps({"success": "false", "message": "Too many requests."}).encode()
@@ -219,6 +224,12 @@ class FakeSmartflo:
     late_calls_during_read: int = 0
     broken_call_page: tuple[str, str] | None = None
     users: int = 0
+    #: A 401 body that echoes the token it refused (some gateways do).
+    echo_token_on_refusal: bool = False
+    #: Recording URLs carry this access token in their query string, as Smartflo's do.
+    recording_token: str = "rec-0123456789abcdef0123"
+    #: Seconds a throttled login (LOGIN_THROTTLED) asks the client to wait.
+    login_retry_after: int = 2
 
     def __post_init__(self) -> None:
         """Seed the data."""
@@ -371,7 +382,10 @@ class FakeSmartflo:
                 duration=self.rng.randint(5, 900),
                 answered=answered,
                 recording_url=(
-                    f"https://recordings.example.com/{seq}.mp3" if answered else None
+                    f"https://recordings.example.com/{seq}.mp3?token="
+                    f"{self.recording_token}&expires=1715239334"
+                    if answered
+                    else None
                 ),
                 shape=seq % 4,
                 agent=self.rng.choice(FIRST_NAMES),
@@ -854,9 +868,11 @@ class _Handler(BaseHTTPRequestHandler):
                 {"success": False, "message": "Token has expired"},
             )
         if token != "ok":
-            return self.send_json(
-                entry, 401, {"success": False, "message": "Unauthenticated."}
-            )
+            message = "Unauthenticated."
+            if self.api.echo_token_on_refusal:
+                presented = str(self.headers.get("Authorization"))
+                message = f"Token {presented.removeprefix('Bearer ')} is not valid."
+            return self.send_json(entry, 401, {"success": False, "message": message})
         key = (self.api.version, entry.path, tuple(sorted(entry.params.items())))
         if self.api.cache_bodies and key in self.api.body_cache:
             return self.send_raw(entry, 200, self.api.body_cache[key])
@@ -870,6 +886,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_fault(self, entry: LoggedRequest, kind: str) -> None:
         entry.fault = kind
+        if kind == LOGIN_THROTTLED:
+            until = datetime.now(IST) + timedelta(seconds=self.api.login_retry_after)
+            body = {
+                "success": False,
+                "message": "Too many login attempts.",
+                "retry_after": until.strftime(CALL_DATE_FORMAT),
+            }
+            return self.send_json(entry, 429, body)
         if kind in CANNED_FAULTS:
             status, payload, headers = CANNED_FAULTS[kind]
             return self.send_raw(entry, status, payload, headers)

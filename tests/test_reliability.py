@@ -11,12 +11,19 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tap_smartflo import redact
-from tests.fake_smartflo import FAULT_KINDS, TOKEN, FakeSmartflo, Fault
+from tests.fake_smartflo import (
+    FAULT_KINDS,
+    LOGIN_THROTTLED,
+    TOKEN,
+    FakeSmartflo,
+    Fault,
+)
 from tests.tap_runner import base_config, clean_env, selecting
 
 if TYPE_CHECKING:
@@ -410,6 +417,102 @@ def test_a_killed_run_resumed_from_its_last_state_loses_nothing(tap, tmp_path, s
     assert resumed.returncode == 0, resumed.stderr
     emitted |= {r["id"] for r in resumed.records()}
     assert set(changed) <= emitted
+
+
+def test_a_401_body_that_echoes_the_token_is_reported_without_it(tap):
+    # The API's own message is worth showing ("Token has expired"); this one
+    # quotes the refused token, so only masking keeps it out of the error line.
+    with FakeSmartflo(contacts=20, echo_token_on_refusal=True) as api:
+        run = tap(base_config(api.url, api_token="refused-token-0123456789"))
+    assert_one_clear_line(run, "is not valid")
+    assert "Token *** is not valid" in run.stderr
+    assert_no_secret(run, "refused-token-0123456789")
+
+
+def test_request_headers_logged_at_debug_never_show_the_token(tap):
+    with FakeSmartflo(contacts=30) as api:
+        run = tap(base_config(api.url), env=clean_env(LOGLEVEL="DEBUG"))
+    assert run.returncode == 0, run.stderr
+    # The DEBUG line for each request shows its headers, the token masked.
+    assert "'Authorization': 'Bearer ***'" in run.stderr
+    assert_no_secret(run, TOKEN)
+
+
+def test_recording_urls_reach_the_target_but_never_a_log_line(tap):
+    secret = "rec-token-abcdefghijklmnop"
+    with FakeSmartflo(calls=60, recording_token=secret) as api:
+        config = base_config(api.url, page_size=20)
+        clean = tap(config, streams=["call_records"], env=clean_env(LOGLEVEL="DEBUG"))
+        # A malformed record (no id): the error quotes it, recording_url and all.
+        api.body_filter = lambda body: {
+            **body,
+            "results": [
+                {"call_id": r["call_id"], "recording_url": r["recording_url"]}
+                for r in body["results"]
+                if r["recording_url"]
+            ],
+        }
+        broken = tap(config, streams=["call_records"])
+    assert clean.returncode == 0, clean.stderr
+    urls = [r["recording_url"] for r in clean.records("call_records")]
+    assert any(f"token={secret}" in (url or "") for url in urls)
+    assert secret not in clean.stderr
+    assert_one_clear_line(broken, "has no id")
+    assert "recording_url" in broken.stderr
+    assert "token=***" in broken.stderr
+    assert secret not in broken.stderr
+
+
+def test_a_login_throttled_with_retry_after_in_the_body_waits_as_told(tap):
+    throttled = FakeSmartflo(contacts=20, logins={EMAIL: PASSWORD}, login_retry_after=3)
+    with throttled as api:
+        api.faults.append(Fault(LOGIN_THROTTLED, "/v1/auth/login"))
+        run = tap(login_config(api, retry_initial_seconds=0.01, retry_max_seconds=30))
+    assert run.returncode == 0, run.stderr
+    logins = api.requests_to("/v1/auth/login")
+    assert [r.status for r in logins] == [429, 200]
+    # retry_after is whole seconds (IST wall-clock), 2 to 3 s after the refusal.
+    assert logins[1].at - logins[0].at >= 1.9
+    assert len(run.records()) == 20
+
+
+def test_a_login_told_to_wait_beyond_the_retry_budget_stops_with_a_sentence(tap):
+    with FakeSmartflo(logins={EMAIL: PASSWORD}, login_retry_after=600) as api:
+        api.faults.append(Fault(LOGIN_THROTTLED, "/v1/auth/login"))
+        run = tap(login_config(api, retry_max_seconds=30))
+    assert_one_clear_line(run, "asks to wait")
+    assert len(api.requests_to("/v1/auth/login")) == 1
+    assert_no_secret(run, PASSWORD)
+
+
+def test_masking_is_safe_while_another_thread_adds_a_renewed_token():
+    # A fetch-ahead worker logs in (and hides the new token) while the main
+    # thread writes a log line: masking must not fail with "Set changed size".
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def log_all_the_time():
+        try:
+            while not done.is_set():
+                redact.mask("a log line without a secret")
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    worker = threading.Thread(target=log_all_the_time)
+    worker.start()
+    try:
+        for n in range(3000):
+            redact.hide(f"renewed-token-{n:06d}-abcdef")
+            if errors:
+                break
+    finally:
+        done.set()
+        worker.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert redact.mask("Bearer renewed-token-002999-abcdef") == "Bearer ***"
 
 
 def test_a_secret_logged_by_any_logger_is_masked(caplog):
