@@ -27,7 +27,7 @@ from typing import Any
 
 from typing_extensions import Self
 
-from tests.fake_smartflo import TOKEN, FakeSmartflo
+from fake_smartflo import TOKEN, FakeSmartflo
 from tests.tap_runner import catalog_selecting, clean_env
 
 

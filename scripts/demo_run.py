@@ -17,7 +17,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.fake_smartflo import TOKEN, FakeSmartflo
+from fake_smartflo import TOKEN, FakeSmartflo
 
 MELTANO = Path(sys.executable).with_name("meltano")
 PROJECT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ import typing as t
 
 import pytest
 
-from tests.fake_smartflo import FakeSmartflo
+from fake_smartflo import FakeSmartflo
 from tests.meltano_runner import MELTANO, Meltano, RequestRecorder
 from tests.tap_runner import TapRun, run_tap
 

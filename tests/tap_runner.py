@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jsonschema
 
-from tests.fake_smartflo import TOKEN
+from fake_smartflo import TOKEN
 
 
 def base_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:

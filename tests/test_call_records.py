@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.fake_smartflo import IST, FakeSmartflo
+from fake_smartflo import IST, FakeSmartflo
 from tests.tap_runner import base_config, catalog_selecting
 
 UTC = timezone.utc

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import jsonschema
 import pytest
 
-from tests.fake_smartflo import IST, FakeSmartflo
+from fake_smartflo import IST, FakeSmartflo
 from tests.tap_runner import base_config
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?\+00:00$")

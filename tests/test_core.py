@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
+from fake_smartflo import FakeSmartflo
 from tap_smartflo.tap import TapSmartflo
-from tests.fake_smartflo import FakeSmartflo
 from tests.tap_runner import base_config
 
 API = FakeSmartflo(contacts=400, contact_groups=12, calls=300, users=120).start()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import typing as t
 
-from tests.fake_smartflo import TOKEN, FakeSmartflo
+from fake_smartflo import TOKEN, FakeSmartflo
 from tests.meltano_runner import REPO
 
 if t.TYPE_CHECKING:

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import yaml
 
+from fake_smartflo import TOKEN, FakeSmartflo
 from scripts.plugin_settings import HUB_YML, about, expected_settings
-from tests.fake_smartflo import TOKEN, FakeSmartflo
 from tests.meltano_runner import REPO
 
 if t.TYPE_CHECKING:

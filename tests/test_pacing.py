@@ -10,8 +10,8 @@ import time
 
 import pytest
 
+from fake_smartflo import FakeSmartflo
 from tap_smartflo.pacing import CUT, FAST_RAISE, RAISE, SETTLE, Pacer
-from tests.fake_smartflo import FakeSmartflo
 from tests.tap_runner import base_config
 
 FAST_RETRIES = {"retry_initial_seconds": 0.01, "retry_max_seconds": 30}

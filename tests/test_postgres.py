@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.fake_smartflo import TOKEN, FakeSmartflo
+from fake_smartflo import TOKEN, FakeSmartflo
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.fake_smartflo import Contact
+    from fake_smartflo import Contact
     from tests.meltano_runner import Meltano
 
 UTC = timezone.utc

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tap_smartflo import redact
-from tests.fake_smartflo import (
+from fake_smartflo import (
     FAULT_KINDS,
     LOGIN_THROTTLED,
     TOKEN,
     FakeSmartflo,
     Fault,
 )
+from tap_smartflo import redact
 from tests.tap_runner import base_config, clean_env, selecting
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_smartflo import TOKEN
+from fake_smartflo import TOKEN
 from tests.tap_runner import base_config, clean_env
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from tests.fake_smartflo import IST, FakeSmartflo
+from fake_smartflo import IST, FakeSmartflo
 from tests.tap_runner import base_config, selecting
 
 STREAMS = {

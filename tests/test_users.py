@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fake_smartflo import FakeSmartflo
+from fake_smartflo import FakeSmartflo
 from tests.tap_runner import base_config
 
 PATH = "/v1/users"

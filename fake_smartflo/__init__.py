@@ -1,0 +1,43 @@
+"""A fake Smartflo API for development: a real threaded HTTP server on 127.0.0.1.
+
+It serves what ``shared/smartflo-api.md`` documents, with the quirks the tap must
+survive switched on by attributes, faults to inject, token expiry, and a request log
+(``requests``) that tests assert on. Tests, ``scripts/demo`` and the benchmarks use
+it; it is not part of the tap's package.
+
+One module per job:
+
+- ``data``: the seeded records, and the changes tests make between runs
+  (``add_contacts``, ``touch``, ``soft_delete``, ``add_groups``, ``touch_group``,
+  ``add_calls``, ``add_call``, ``touch_call``, ``add_users``);
+- ``render``: how the API writes records (zones, time formats, ids as text);
+- ``endpoints``: query parameters, pages and each endpoint's quirks;
+- ``logins``: accepted tokens, their expiry, and ``POST /v1/auth/login``;
+- ``faults``: injected failures and the account's rate limit;
+- ``server``: the HTTP server, the request log, and ``FakeSmartflo``, which
+  puts them together.
+
+Serve it by hand with ``python -m fake_smartflo --contacts 5000``.
+"""
+
+from fake_smartflo.data import CallRecord, Contact, ContactGroup, User
+from fake_smartflo.faults import FAULT_KINDS, LOGIN_THROTTLED, Fault
+from fake_smartflo.logins import TOKEN
+from fake_smartflo.render import IST, UTC
+from fake_smartflo.server import FakeSmartflo, LocalServer, LoggedRequest
+
+__all__ = [
+    "FAULT_KINDS",
+    "IST",
+    "LOGIN_THROTTLED",
+    "TOKEN",
+    "UTC",
+    "CallRecord",
+    "Contact",
+    "ContactGroup",
+    "FakeSmartflo",
+    "Fault",
+    "LocalServer",
+    "LoggedRequest",
+    "User",
+]

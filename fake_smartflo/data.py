@@ -1,0 +1,312 @@
+"""The fake account's data: seeded records, and the changes tests make between runs."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fake_smartflo.render import UTC
+
+FIRST_NAMES = ("Asha", "Ravi", "Meera", "Arjun", "Priya", "Kiran", "Divya", "Rahul")
+GROUPS = ((39663, "dd contact group"), (39664, "Leads"), (39665, "Customers"))
+FIELD_MAP = ["Phone Number", "Name", "Email Id", "Address", "Company Name"]
+VISIBLE_TO: tuple[list[object] | None, ...] = (None, ["Sales"], ["Sales", 12])
+#: The share of calls that were answered (and so have a recording).
+ANSWERED = 0.7
+
+
+@dataclass
+class Contact:
+    """A contact as the server stores it; rendered per the server's quirks."""
+
+    id: int
+    contact_group_id: int
+    contact_group_name: str
+    phone_number: str
+    name: str
+    email_id: str | None
+    address: str | None
+    company_name: str | None
+    custom_fields: list[dict[str, object]]
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+    ist_offsets: bool = False
+
+
+@dataclass
+class ContactGroup:
+    """A contact group as the server stores it (rendered with IST offsets)."""
+
+    id: int
+    name: str
+    list_id: int | None
+    description: str | None
+    field_map: list[str]
+    added_by: int
+    created_by: int
+    clone_from_contact: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+    visible_to: list[object] | None = None
+
+
+@dataclass
+class CallRecord:
+    """A call detail record; ``shape`` picks which of the API's quirks it shows."""
+
+    id: str | int
+    seq: int
+    started_at: datetime
+    duration: int
+    answered: bool
+    recording_url: str | None
+    shape: int
+    agent: str = "Asha"
+
+
+@dataclass
+class User:
+    """A user and its agent."""
+
+    id: int
+    name: str
+    agent_id: str | None
+    role_id: int
+    extension: int
+
+
+@dataclass
+class Dataset:
+    """Contacts, contact groups, call records and users, seeded from ``seed``.
+
+    Contacts and groups are updated on the server's own ``clock`` (from
+    ``base_time``); seeded calls start in the ``call_history`` before now.
+    """
+
+    contacts: int = 0
+    seed: int = 7
+    base_time: datetime = datetime(2024, 5, 8, 12, 0, 0, tzinfo=UTC)
+    contact_groups: int = 0
+    calls: int = 0
+    #: Seeded calls start at random in [now - call_history, now - 1 hour].
+    call_history: timedelta = timedelta(days=3)
+    #: "hex" (24 hex digits), "int" (older accounts) or "mixed".
+    call_ids: str = "hex"
+    users: int = 0
+    #: Recording URLs carry this access token in their query string, as Smartflo's do.
+    recording_token: str = "rec-0123456789abcdef0123"  # noqa: S105 (made up)
+
+    def __post_init__(self) -> None:
+        """Seed the data."""
+        self.rng = random.Random(self.seed)  # noqa: S311 (test data)
+        self.lock = threading.Lock()
+        self.store: dict[int, Contact] = {}
+        self.group_store: dict[int, ContactGroup] = {}
+        self.call_store: dict[str | int, CallRecord] = {}
+        self.user_store: dict[int, User] = {}
+        self.version = 0  # bumped by every change to the contacts
+        self.clock = self.base_time
+        self._next_id = 59848243
+        self._call_seq = 0
+        self._sorted: tuple[int, list[Contact]] = (-1, [])
+        self.add_contacts(self.contacts)
+        self.add_groups(self.contact_groups)
+        now = datetime.now(UTC).replace(microsecond=0)
+        self.add_calls(
+            self.calls, between=(now - self.call_history, now - timedelta(hours=1))
+        )
+        self.add_users(self.users)
+
+    def tick(self, seconds: int = 60) -> datetime:
+        """Move the server's clock on and return it."""
+        self.clock += timedelta(seconds=seconds)
+        return self.clock
+
+    # Contacts
+
+    def add_contacts(self, count: int) -> list[int]:
+        """Add ``count`` contacts, each updated a few seconds after the last."""
+        ids = []
+        with self.lock:
+            self.version += 1
+            for _ in range(count):
+                contact_id = self._next_id
+                self._next_id += self.rng.randint(1, 3)
+                group_id, group_name = self.rng.choice(GROUPS)
+                self.clock += timedelta(seconds=self.rng.randint(1, 30))
+                alternate = self.rng.choice(
+                    [None, f"+9198{self.rng.randint(0, 10**8):08d}", 42]
+                )
+                self.store[contact_id] = Contact(
+                    id=contact_id,
+                    contact_group_id=group_id,
+                    contact_group_name=group_name,
+                    phone_number=f"+91xxxxxx{contact_id % 10000:04d}",
+                    name=f"{self.rng.choice(FIRST_NAMES)} {contact_id}",
+                    email_id=self.rng.choice([None, f"c{contact_id}@example.com"]),
+                    address=self.rng.choice([None, "MG Road, Bengaluru"]),
+                    company_name=self.rng.choice([None, "Acme Pvt Ltd"]),
+                    custom_fields=[
+                        {"name": "Alternate Phone Number", "value": alternate}
+                    ],
+                    created_at=self.clock,
+                    updated_at=self.clock,
+                    ist_offsets=contact_id % 3 == 0,
+                )
+                ids.append(contact_id)
+        return ids
+
+    def touch(self, contact_id: int, **changes: object) -> None:
+        """Update a contact (its ``updated_at`` becomes the server's clock)."""
+        with self.lock:
+            self.version += 1
+            contact = self.store[contact_id]
+            for key, value in changes.items():
+                setattr(contact, key, value)
+            contact.updated_at = self.tick(5)
+
+    def soft_delete(self, contact_id: int) -> None:
+        """Soft-delete a contact: ``deleted_at`` and ``updated_at`` become now."""
+        with self.lock:
+            self.version += 1
+            contact = self.store[contact_id]
+            contact.updated_at = contact.deleted_at = self.tick(5)
+
+    def change_some_contacts(self) -> tuple[list[int], int, list[int]]:
+        """An hour later: two contacts changed, one soft-deleted, three added.
+
+        Returns:
+            (changed ids, deleted id, added ids).
+        """
+        self.tick(3600)
+        changed = list(self.store)[:2]
+        self.touch(changed[0], name="Renamed")
+        self.touch(changed[1], email_id="new@example.com")
+        deleted = list(self.store)[10]
+        self.soft_delete(deleted)
+        return changed, deleted, self.add_contacts(3)
+
+    @property
+    def newest_updated_at(self) -> datetime:
+        """The newest ``updated_at`` in the store."""
+        return max(contact.updated_at for contact in self.store.values())
+
+    def sorted_contacts(self) -> list[Contact]:
+        """Contacts in id order (sorted once per change of the data)."""
+        with self.lock:
+            if self._sorted[0] != self.version:
+                rows = sorted(self.store.values(), key=lambda contact: contact.id)
+                self._sorted = (self.version, rows)
+            return self._sorted[1]
+
+    # Contact groups
+
+    def add_groups(self, count: int) -> list[int]:
+        """Add ``count`` contact groups (the first ones are those contacts name)."""
+        ids = []
+        with self.lock:
+            for _ in range(count):
+                index = len(self.group_store)
+                if index < len(GROUPS):
+                    group_id, name = GROUPS[index]
+                else:
+                    group_id, name = 39663 + index * 7, f"Group {index}"
+                self.clock += timedelta(seconds=self.rng.randint(1, 30))
+                custom = self.rng.choice([[], ["Alternate Phone Number"]])
+                self.group_store[group_id] = ContactGroup(
+                    id=group_id,
+                    name=name,
+                    list_id=self.rng.choice([None, 1200 + index]),
+                    description=self.rng.choice([None, f"{name} from the website"]),
+                    field_map=FIELD_MAP + custom,
+                    added_by=7001,
+                    created_by=7001,
+                    clone_from_contact=0,
+                    created_at=self.clock,
+                    updated_at=self.clock,
+                    visible_to=self.rng.choice(VISIBLE_TO),
+                )
+                ids.append(group_id)
+        return ids
+
+    def touch_group(self, group_id: int, **changes: object) -> None:
+        """Update a contact group (its ``updated_at`` becomes the server's clock)."""
+        with self.lock:
+            group = self.group_store[group_id]
+            for key, value in changes.items():
+                setattr(group, key, value)
+            group.updated_at = self.tick(5)
+
+    # Call records
+
+    def add_calls(
+        self, count: int, *, between: tuple[datetime, datetime]
+    ) -> list[str | int]:
+        """Add ``count`` calls starting at random whole seconds in ``between``."""
+        low, high = between
+        span = int((high - low).total_seconds())
+        moments = [
+            low + timedelta(seconds=self.rng.randint(0, span)) for _ in range(count)
+        ]
+        return [self.add_call(moment) for moment in sorted(moments)]
+
+    def add_call(self, started_at: datetime, **fields: object) -> str | int:
+        """Add one call that started at ``started_at``; ``fields`` override."""
+        with self.lock:
+            self._call_seq += 1
+            seq = self._call_seq
+            as_int = self.call_ids == "int" or (self.call_ids == "mixed" and seq % 2)
+            call_id: str | int = (
+                6_000_000 + seq if as_int else f"{self.rng.getrandbits(96):024x}"
+            )
+            answered = self.rng.random() < ANSWERED
+            call = CallRecord(
+                id=call_id,
+                seq=seq,
+                started_at=started_at,
+                duration=self.rng.randint(5, 900),
+                answered=answered,
+                recording_url=(
+                    f"https://recordings.example.com/{seq}.mp3?token="
+                    f"{self.recording_token}&expires=1715239334"
+                    if answered
+                    else None
+                ),
+                shape=seq % 4,
+                agent=self.rng.choice(FIRST_NAMES),
+            )
+            for key, value in fields.items():
+                setattr(call, key, value)
+            self.call_store[call.id] = call
+        return call.id
+
+    def touch_call(self, call_id: str | int, **changes: object) -> None:
+        """Change a call after the fact (a recording_url arriving late)."""
+        with self.lock:
+            call = self.call_store[call_id]
+            for key, value in changes.items():
+                setattr(call, key, value)
+
+    # Users
+
+    def add_users(self, count: int) -> list[int]:
+        """Add ``count`` users with increasing ids (some without an agent)."""
+        ids = []
+        with self.lock:
+            next_id = max(self.user_store, default=370700) + 1
+            for _ in range(count):
+                user_id = next_id
+                next_id += self.rng.randint(1, 4)
+                self.user_store[user_id] = User(
+                    id=user_id,
+                    name=f"{self.rng.choice(FIRST_NAMES)} {user_id}",
+                    agent_id=None if user_id % 5 == 0 else f"0{user_id}0001",
+                    role_id=self.rng.choice([1, 2, 3]),
+                    extension=1000 + len(self.user_store),
+                )
+                ids.append(user_id)
+        return ids

@@ -1,0 +1,201 @@
+"""The four list endpoints: their query parameters, their pages, and their quirks."""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from fake_smartflo import render
+from fake_smartflo.data import Dataset
+from fake_smartflo.render import CALL_DATE_FORMAT, IST
+
+#: A request's query parameters (the last value of each).
+Params = dict[str, str]
+#: A response body, before it is written as JSON.
+Body = dict[str, object]
+#: What serves one (method, path): the query parameters in, the body out.
+Route = t.Callable[[Params], Body]
+
+
+@dataclass
+class Endpoints(Dataset):
+    """``GET`` contacts, contact groups, call records and users, with switchable quirks.
+
+    - ``page_cap``: ``limit`` is capped silently, and the capped value echoed;
+    - ``ids_as_strings``: ids arrive as numeric strings ("mixed": every other one);
+    - ``updated_after`` is naive ``Y-m-d H:i:s`` read in ``naive_tz`` (IST, the
+      harsh reading), compared exclusively unless ``inclusive_updated_after``;
+    - ``ignore_page``: every page is page 1 (a broken server);
+    - contact groups cap ``limit`` at 100 whatever ``page_cap`` says;
+    - call records come newest first with ``count``; ``from_date``/``to_date``
+      are read in ``call_dates_tz`` (IST, as documented) and inclusively
+      (``exclusive_call_dates`` for the other reading; ``ignore_call_dates`` for a
+      server that does not filter); calls started in the same second can be
+      shuffled on each request; calls can arrive while a window is read; and one
+      page of one window can answer a body without results;
+    - users come in ``last_seen_id`` keyset pages with ``has_more``.
+    """
+
+    page_cap: int = 100
+    default_limit: int = 10
+    ids_as_strings: render.IdStyle = False
+    naive_tz: timezone = IST
+    inclusive_updated_after: bool = False
+    return_deleted: bool = True
+    ignore_page: bool = False
+    exclusive_call_dates: bool = False
+    ignore_call_dates: bool = False
+    #: The zone the server reads from_date/to_date in (IST, as documented).
+    call_dates_tz: timezone = IST
+    #: Calls started in the same second come in a new order on every request, as
+    #: with LIMIT/OFFSET over a sort that is not unique.
+    shuffle_call_ties: bool = False
+    #: This many calls arrive, newer than all the window held, when the first page
+    #: of a window is read (once); their ids are then in ``late_arrivals``.
+    late_calls_during_read: int = 0
+    #: (from_date, page) of the one page that answers a body without results.
+    broken_call_page: tuple[str, str] | None = None
+    late_arrivals: list[str | int] = field(default_factory=list, init=False)
+
+    def routes(self) -> dict[tuple[str, str], Route]:
+        """(method, path) -> what serves it; any other path is answered 403."""
+        return {
+            ("GET", "/v1/contacts"): self.list_contacts,
+            ("GET", "/v1/contact/groups"): self.list_contact_groups,
+            ("GET", "/v1/call/records"): self.list_call_records,
+            ("GET", "/v1/users"): self.list_users,
+        }
+
+    render_call = staticmethod(render.render_call)
+
+    def parse_query_time(self, text: str) -> datetime:
+        """Read ``updated_after``: naive in ``naive_tz``, ISO offsets as given."""
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007
+        return moment if moment.tzinfo else moment.replace(tzinfo=self.naive_tz)
+
+    def page_params(self, params: Params) -> tuple[int, int]:
+        """The (page, capped limit) a list endpoint uses."""
+        limit = min(int(params.get("limit", self.default_limit)), self.page_cap)
+        page = 1 if self.ignore_page else max(int(params.get("page", 1)), 1)
+        return page, limit
+
+    def list_contacts(self, params: Params) -> Body:
+        """``GET /v1/contacts``."""
+        page, limit = self.page_params(params)
+        rows = self.sorted_contacts()
+        if "updated_after" in params:
+            after = self.parse_query_time(params["updated_after"])
+            rows = [
+                c
+                for c in rows
+                if c.updated_at > after
+                or (self.inclusive_updated_after and c.updated_at == after)
+            ]
+        if "contact_group_id" in params:
+            rows = [
+                c for c in rows if str(c.contact_group_id) == params["contact_group_id"]
+            ]
+        if "contact_id" in params:
+            rows = [c for c in rows if str(c.id) == params["contact_id"]]
+        if not self.return_deleted:
+            rows = [c for c in rows if c.deleted_at is None]
+        chunk = rows[(page - 1) * limit : page * limit]
+        return {
+            "page": page,
+            "size": len(chunk),
+            "limit": limit,
+            "results": [render.render_contact(c, self.ids_as_strings) for c in chunk],
+        }
+
+    def list_contact_groups(self, params: Params) -> Body:
+        """``GET /v1/contact/groups`` (``limit`` is documented 1 to 100)."""
+        page, limit = self.page_params(params)
+        limit = min(limit, 100)
+        with self.lock:
+            rows = sorted(self.group_store.values(), key=lambda group: group.id)
+        if "updated_after" in params:
+            after = self.parse_query_time(params["updated_after"])
+            rows = [g for g in rows if g.updated_at > after]
+        if "contact_group_id" in params:
+            rows = [g for g in rows if str(g.id) == params["contact_group_id"]]
+        chunk = rows[(page - 1) * limit : page * limit]
+        return {
+            "page": page,
+            "size": len(chunk),
+            "limit": limit,
+            "results": [render.render_group(g, self.ids_as_strings) for g in chunk],
+        }
+
+    def list_call_records(self, params: Params) -> Body:
+        """``GET /v1/call/records``: newest first, with ``count``."""
+        page, limit = self.page_params(params)
+        asked = (params.get("from_date", ""), params.get("page", "1"))
+        if asked == self.broken_call_page:
+            return {"success": False, "message": "Something went wrong"}
+        with self.lock:
+            rows = list(self.call_store.values())
+        low = high = None
+        if self.ignore_call_dates:
+            params = {k: v for k, v in params.items() if not k.endswith("_date")}
+        if "from_date" in params:
+            low = datetime.strptime(params["from_date"], CALL_DATE_FORMAT)  # noqa: DTZ007
+            low = low.replace(tzinfo=self.call_dates_tz)
+            rows = [c for c in rows if self._after(c.started_at, low)]
+        if "to_date" in params:
+            high = datetime.strptime(params["to_date"], CALL_DATE_FORMAT)  # noqa: DTZ007
+            high = high.replace(tzinfo=self.call_dates_tz)
+            rows = [c for c in rows if self._after(high, c.started_at)]
+        if self.shuffle_call_ties:
+            with self.lock:
+                ties = {c.seq: self.rng.random() for c in rows}
+            rows.sort(key=lambda c: (c.started_at, ties[c.seq]), reverse=True)
+        else:
+            rows.sort(key=lambda c: (c.started_at, c.seq), reverse=True)
+        chunk = rows[(page - 1) * limit : page * limit]
+        if page == 1 and chunk and self.late_calls_during_read:
+            self._arrive_during_read(chunk[0].started_at, high)
+        return {
+            "count": len(rows),
+            "limit": limit,
+            "size": len(chunk),
+            "page": page,
+            "results": [render.render_call(c) for c in chunk],
+        }
+
+    def _after(self, later: datetime, earlier: datetime) -> bool:
+        return later > earlier or (not self.exclusive_call_dates and later == earlier)
+
+    def _arrive_during_read(self, newest: datetime, high: datetime | None) -> None:
+        """Calls written into the window being read, newer than all it held."""
+        count, self.late_calls_during_read = self.late_calls_during_read, 0
+        self.late_arrivals = []
+        for n in range(1, count + 1):
+            moment = newest + timedelta(seconds=n)
+            if high is not None and moment >= high:
+                msg = "no room in the window for the late calls"
+                raise ValueError(msg)
+            self.late_arrivals.append(self.add_call(moment))
+
+    def list_users(self, params: Params) -> Body:
+        """``GET /v1/users``: keyset pages after ``last_seen_id``."""
+        limit = min(int(params.get("limit", self.default_limit)), self.page_cap)
+        with self.lock:
+            rows = sorted(self.user_store.values(), key=lambda user: user.id)
+        if "last_seen_id" in params:
+            rows = [u for u in rows if u.id > int(params["last_seen_id"])]
+        chunk = rows[:limit]
+        last = chunk[-1].id if chunk else params.get("last_seen_id")
+        return {
+            "has_more": len(rows) > limit,
+            "count": len(chunk),
+            "last_seen_id": (
+                None
+                if last is None
+                else render.render_id(int(last), self.ids_as_strings)
+            ),
+            "data": [render.render_user(u, self.ids_as_strings) for u in chunk],
+        }

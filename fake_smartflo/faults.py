@@ -1,0 +1,101 @@
+"""Failures to inject, one at a time or as a storm, and the account's rate limit."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from fake_smartflo.data import Dataset
+from fake_smartflo.render import CALL_DATE_FORMAT, IST
+
+FAULT_KINDS = (
+    "429",  # the documented body, success as a string
+    "429-retry-after",  # the same with Retry-After: 1
+    "500",
+    "502-html",  # a gateway's HTML page
+    "503",
+    "reset",  # the connection closes with no response
+    "hang",  # no response for hang_seconds
+    "truncated",  # Content-Length promises more than arrives
+    "not-json",  # 200 with an HTML body
+    "half-json",  # 200 with a complete HTTP body holding half a JSON document
+)
+#: A throttled login, as one public client saw it: 429 with a body field
+#: ``retry_after`` written as ``Y-m-d H:i:s`` in IST (``login_retry_after`` s on).
+LOGIN_THROTTLED = "login-429-retry-after-body"
+#: The fault a request over ``rate_limit`` gets.
+RATE_LIMITED = "rate-limit"
+
+_TOO_MANY = json.dumps({"success": "false", "message": "Too many requests."}).encode()
+_SERVER_ERROR = json.dumps({"success": False, "message": "Server error"}).encode()
+#: kind -> (status, body, headers) for the faults that are plain responses.
+CANNED_FAULTS: dict[str, tuple[int, bytes, dict[str, str]]] = {
+    "429": (429, _TOO_MANY, {}),
+    "429-retry-after": (429, _TOO_MANY, {"Retry-After": "1"}),
+    RATE_LIMITED: (429, _TOO_MANY, {}),
+    "500": (500, _SERVER_ERROR, {}),
+    "503": (503, _SERVER_ERROR, {}),
+    "502-html": (502, b"<html><body>Bad Gateway</body></html>", {}),
+    "not-json": (200, b"<html><body>Maintenance</body></html>", {}),
+    "half-json": (200, b'{"page": 1, "size": 10, "results": [{', {}),
+}
+
+
+@dataclass
+class Fault:
+    """One injected failure: ``kind`` from FAULT_KINDS, on ``path`` (any if None)."""
+
+    kind: str
+    path: str | None = None
+
+
+@dataclass
+class Faults(Dataset):
+    """Which requests fail, and how; the rest are served as usual."""
+
+    #: Faults to inject, in order, into the next requests (see ``Fault``).
+    faults: deque[Fault] = field(default_factory=deque)
+    #: A storm: each data request fails with this probability, with a random kind.
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = ()
+    #: Seconds a "hang" fault holds the connection before closing it.
+    hang_seconds: float = 30.0
+    #: The account's limit: requests in any one-second window beyond it get 429.
+    rate_limit: float = 0.0
+    #: Seconds a throttled login (LOGIN_THROTTLED) asks the client to wait.
+    login_retry_after: int = 2
+    _accepted: deque[float] = field(default_factory=deque, init=False, repr=False)
+
+    def next_fault(self, path: str) -> str | None:
+        """The fault to inject into this request, if any."""
+        with self.lock:
+            if self.faults and self.faults[0].path in {None, path}:
+                return self.faults.popleft().kind
+            if self.fault_rate and self.rng.random() < self.fault_rate:
+                return self.rng.choice(self.fault_kinds or FAULT_KINDS)
+        return None
+
+    def over_rate_limit(self) -> bool:
+        """Whether a request now exceeds the account's requests per second."""
+        if not self.rate_limit:
+            return False
+        now = time.monotonic()
+        with self.lock:
+            while self._accepted and now - self._accepted[0] >= 1.0:
+                self._accepted.popleft()
+            if len(self._accepted) >= self.rate_limit:
+                return True
+            self._accepted.append(now)
+            return False
+
+    def throttled_login(self) -> dict[str, object]:
+        """The body of a LOGIN_THROTTLED answer: try again ``login_retry_after`` on."""
+        until = datetime.now(IST) + timedelta(seconds=self.login_retry_after)
+        return {
+            "success": False,
+            "message": "Too many login attempts.",
+            "retry_after": until.strftime(CALL_DATE_FORMAT),
+        }

@@ -1,0 +1,156 @@
+"""How the API writes things: its zones and time formats, ids, and each record's JSON.
+
+Pure functions from the stored data to what the server sends; the quirks that depend
+on a switch (``ids_as_strings``) take it as an argument.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import datetime, timedelta, timezone
+
+if t.TYPE_CHECKING:
+    from fake_smartflo.data import CallRecord, Contact, ContactGroup, User
+
+UTC = timezone.utc
+IST = timezone(timedelta(hours=5, minutes=30))
+#: How call records write times, and how ``from_date``/``to_date`` are read.
+CALL_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+#: False (numbers), True (numeric strings) or "mixed" (every other one a string).
+IdStyle = bool | str
+
+
+def render_id(value: int, ids_as_strings: IdStyle) -> int | str:
+    """Write an id the way the server does."""
+    if ids_as_strings == "mixed":
+        return str(value) if value % 2 else value
+    return str(value) if ids_as_strings else value
+
+
+def render_time(moment: datetime | None, *, ist: bool) -> str | None:
+    """Write a time as ``...+0000`` or, for IST records, ``...+0530``."""
+    if moment is None:
+        return None
+    zone = IST if ist else UTC
+    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def render_contact(contact: Contact, ids_as_strings: IdStyle) -> dict[str, object]:
+    """The JSON object the API sends for ``contact``."""
+    ist = contact.ist_offsets
+    return {
+        "id": render_id(contact.id, ids_as_strings),
+        "contact_group_id": render_id(contact.contact_group_id, ids_as_strings),
+        "contact_group_name": contact.contact_group_name,
+        "phone_number": contact.phone_number,
+        "name": contact.name,
+        "email_id": contact.email_id,
+        "address": contact.address,
+        "company_name": contact.company_name,
+        "custom_fields": [dict(item) for item in contact.custom_fields],
+        "created_at": render_time(contact.created_at, ist=ist),
+        "updated_at": render_time(contact.updated_at, ist=ist),
+        "deleted_at": render_time(contact.deleted_at, ist=ist),
+    }
+
+
+def render_group(group: ContactGroup, ids_as_strings: IdStyle) -> dict[str, object]:
+    """The JSON object the API sends for ``group`` (times with IST offsets)."""
+    list_id = group.list_id
+    return {
+        "id": render_id(group.id, ids_as_strings),
+        "name": group.name,
+        "list_id": None if list_id is None else render_id(list_id, ids_as_strings),
+        "description": group.description,
+        "field_map": list(group.field_map),
+        "added_by": group.added_by,
+        "created_by": group.created_by,
+        "clone_from_contact": group.clone_from_contact,
+        "created_at": render_time(group.created_at, ist=True),
+        "updated_at": render_time(group.updated_at, ist=True),
+        "deleted_at": render_time(group.deleted_at, ist=True),
+        "visible_to": group.visible_to,
+    }
+
+
+def render_call(call: CallRecord) -> dict[str, object]:
+    """The JSON object the API sends for ``call``.
+
+    IST times and, by ``shape``, numbers as numeric strings, "N.A.", ``[]`` for
+    empty objects, and each shape public code has seen in the nested fields.
+    """
+    start = call.started_at.astimezone(IST)
+    end = start + timedelta(seconds=call.duration)
+    answered = call.duration - 5 if call.answered else 0
+    shape = call.shape
+    agent = {"name": call.agent, "number": "+919800000001", "status": "answered"}
+    notes = [None, "Asked for a callback", [{"note": "VIP", "by": 7001}], []][shape]
+    return {
+        "id": call.id,
+        "call_id": f"{int(call.started_at.timestamp())}.{call.seq:06d}",
+        "uuid": f"{call.seq:08x}-4b1e-4c2a-9d3f-000000000000",
+        "direction": "inbound" if call.seq % 3 else "outbound",
+        "description": "Call answered" if call.answered else "Call missed",
+        "detailed_description": f"Handled by {call.agent}",
+        "status": "answered" if call.answered else "missed",
+        "recording_url": call.recording_url,
+        "service": "Cloud Phone",
+        "date": start.strftime("%Y-%m-%d"),
+        "time": start.strftime("%H:%M:%S"),
+        "end_stamp": end.strftime(CALL_DATE_FORMAT),
+        "call_duration": str(call.duration) if shape % 2 else call.duration,
+        "answered_seconds": str(answered) if shape else answered,
+        "minutes_consumed": -(-answered // 60),
+        "charges": ["0.50", 1, 0.75, "0"][shape],
+        "department_name": ["Sales", None, "Support", "Sales"][shape],
+        "agent_number": "+919800000001",
+        "agent_name": call.agent,
+        "client_number": f"+9198{call.seq:08d}",
+        "did_number": "+918000000000",
+        "reason": None if call.answered else "Agent not available",
+        "hangup_cause": "NORMAL_CLEARING",
+        "notes": notes,
+        "contact_details": [{"id": call.seq, "name": "Ravi"}, [], None, "Ravi"][shape],
+        "missed_agents": [[], [{"agent_id": "05001", "name": "Meera"}], [2, 3], []][
+            shape
+        ],
+        "agent_hangup_data": [agent, [agent, agent], None, []][shape],
+        "agent_ring_time": str(call.seq % 30) if call.answered else "N.A.",
+        "circle": {"operator": "Airtel", "circle": "Karnataka"},
+        "call_flow": [
+            [{"type": "Init", "time": 1715235734}, {"type": "Agent"}],
+            ["start", "connect"],
+            [],
+            {"0": {"type": "IVR"}, "2": {"type": "Hangup"}},
+        ][shape],
+        "call_hint": ["hint", None, "urgent", None][shape],
+        "lead_id": [None, 501, "L-77", None][shape],
+        "dialer_call_details": [None, {"campaign_id": 12}, [], "Campaign 9"][shape],
+        "custom_status": [None, {"id": 3, "name": "Interested"}, "Interested", []][
+            shape
+        ],
+    }
+
+
+def render_user(user: User, ids_as_strings: IdStyle) -> dict[str, object]:
+    """The JSON object the API sends for ``user``."""
+    agent = None
+    if user.agent_id is not None:
+        agent = {
+            "id": user.agent_id,
+            "name": user.name,
+            "status": 1,
+            "follow_me_number": "+919800000001",
+        }
+    return {
+        "id": render_id(user.id, ids_as_strings),
+        "name": user.name,
+        "agent": agent,
+        "login_id": f"user{user.id}@example.com",
+        "is_login_based_calling_enabled": user.id % 2 == 0,
+        "is_international_outbound_enabled": user.id % 2 == 1,
+        "user_role": {"id": render_id(user.role_id, ids_as_strings), "name": "Agent"},
+        "extension": user.extension,
+        "user_status": 1,
+    }
