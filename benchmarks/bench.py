@@ -28,7 +28,8 @@ from typing import Any
 from typing_extensions import Self
 
 from fake_smartflo import TOKEN, FakeSmartflo
-from tests.tap_runner import catalog_selecting, clean_env
+from scripts.catalog import discover, select_streams
+from scripts.environment import clean_env
 
 
 class Server:
@@ -132,7 +133,7 @@ def tap(api: Server, workdir: Path, **settings: object) -> list[str]:
     # Contacts only: the scenarios measure contacts pages against a bare loop.
     catalog = workdir / "catalog-contacts.json"
     if not catalog.exists():
-        catalog.write_text(json.dumps(catalog_selecting(["contacts"])))
+        catalog.write_text(json.dumps(select_streams(discover(), ["contacts"])))
     command = [sys.executable, "-m", "tap_smartflo", "--config", str(path)]
     return [*command, "--catalog", str(catalog)]
 

@@ -10,22 +10,22 @@ goes elsewhere: plugin virtualenvs to a ``.meltano`` folder per test session
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import threading
 import typing as t
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from typing_extensions import Self
 
+from fake_smartflo import LocalServer
+from scripts.environment import clean_env
+
 REPO = Path(__file__).resolve().parent.parent
+
 #: Installed beside the interpreter by the "meltano" extra (scripts/test).
 MELTANO = Path(sys.executable).with_name("meltano")
-#: Environment variables of a developer's that would change what a run does.
-PRIVATE_PREFIXES = ("TAP_SMARTFLO_", "TARGET_JSONL_", "TARGET_POSTGRES_", "MELTANO_")
 
 
 class RequestRecorder:
@@ -52,10 +52,8 @@ class RequestRecorder:
 
             do_GET = do_POST = do_HEAD = answer  # noqa: N815
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        host, port = self.server.server_address[:2]
-        self.url = f"http://{host}:{port}"
+        self.server = LocalServer(Handler)
+        self.url = self.server.url
 
     def __enter__(self) -> Self:
         """Serve until the block ends."""
@@ -63,8 +61,7 @@ class RequestRecorder:
 
     def __exit__(self, *exc: object) -> None:
         """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @dataclass
@@ -79,10 +76,7 @@ class Meltano:
 
     def environ(self, **extra: str) -> dict[str, str]:
         """The environment a command runs with."""
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(PRIVATE_PREFIXES)
-        }
-        env.update(
+        env = clean_env(
             MELTANO_SYS_DIR_ROOT=str(self.sys_dir),
             MELTANO_DATABASE_URI=f"sqlite:///{self.database}",
             MELTANO_HUB_URL=self.watchdog_url,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,8 @@ from pathlib import Path
 import jsonschema
 
 from fake_smartflo import TOKEN
+from scripts.catalog import select_streams
+from scripts.environment import clean_env
 
 
 def base_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:
@@ -74,16 +75,6 @@ class TapRun:
         ]
 
 
-def selecting(catalog: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, t.Any]:
-    """``catalog`` with only ``streams`` selected, as a user would edit it."""
-    wanted = set(streams)
-    for entry in catalog["streams"]:
-        for item in entry["metadata"]:
-            if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = entry["tap_stream_id"] in wanted
-    return catalog
-
-
 @cache
 def _discovered_catalog() -> dict[str, t.Any]:
     """The tap's catalog (discovery makes no request, so any config will do)."""
@@ -98,14 +89,7 @@ def _discovered_catalog() -> dict[str, t.Any]:
 
 def catalog_selecting(streams: t.Iterable[str]) -> dict[str, t.Any]:
     """The tap's catalog with only ``streams`` selected."""
-    return selecting(copy.deepcopy(_discovered_catalog()), streams)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any TAP_SMARTFLO_* settings of the developer's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_SMARTFLO_")}
-    env.update(extra)
-    return env
+    return select_streams(copy.deepcopy(_discovered_catalog()), streams)
 
 
 def run_tap(

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from fake_smartflo import IST, FakeSmartflo
+from scripts.catalog import deselect_properties
 from tests.tap_runner import base_config, catalog_selecting
 
 UTC = timezone.utc
@@ -326,10 +327,7 @@ def test_started_at_survives_deselecting_date_and_time(tap):
     with FakeSmartflo(calls=20) as api:
         config_ = config(api, now() - timedelta(days=4))
         catalog = catalog_selecting(["call_records"])
-        entry = next(s for s in catalog["streams"] if s["stream"] == "call_records")
-        for item in entry["metadata"]:
-            if item["breadcrumb"] in (["properties", "date"], ["properties", "time"]):
-                item["metadata"]["selected"] = False
+        deselect_properties(catalog, "call_records", ["date", "time"])
         run = tap(config_, catalog=catalog)
     assert run.returncode == 0, run.stderr
     records = run.records("call_records")

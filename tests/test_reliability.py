@@ -23,8 +23,9 @@ from fake_smartflo import (
     FakeSmartflo,
     Fault,
 )
+from scripts.catalog import select_streams
 from tap_smartflo import redact
-from tests.tap_runner import base_config, clean_env, selecting
+from tests.tap_runner import base_config, clean_env
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -337,7 +338,7 @@ def test_a_malformed_response_ends_the_run_with_a_clear_error(tap, mangle, words
         config = base_config(api.url, **FAST_RETRIES)
         # Contacts only: the mangled bodies are contacts pages.
         discovered = json.loads(tap(config, args=["--discover"]).stdout)
-        run = tap(config, catalog=selecting(discovered, ["contacts"]))
+        run = tap(config, catalog=select_streams(discovered, ["contacts"]))
     assert_one_clear_line(run, words)
     assert len(api.requests) == 1
 
