@@ -1,4 +1,4 @@
-"""Fixtures: a fake Smartflo per test, and ways to run the tap as a user does."""
+"""Fixtures: a fake Smartflo per test, and the ways to run the tap and Meltano."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import typing as t
 import pytest
 
 from fake_smartflo import FakeSmartflo
+from tests.helpers import TapRun, run_tap, run_tap_cli
 from tests.meltano_runner import MELTANO, Meltano, RequestRecorder
-from tests.tap_runner import TapRun, run_tap
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -24,10 +24,20 @@ def api() -> Iterator[FakeSmartflo]:
 
 @pytest.fixture
 def tap(tmp_path: Path) -> Callable[..., TapRun]:
-    """Run the tap CLI in a subprocess: ``tap(config, state=..., args=[...])``."""
+    """Run the tap in this process as its CLI would: ``tap(config, state=...)``."""
 
-    def run(config: dict[str, t.Any], **kwargs: t.Any) -> TapRun:
+    def run(config: dict[str, t.Any] | None, **kwargs: t.Any) -> TapRun:
         return run_tap(config, workdir=tmp_path, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def tap_cli(tmp_path: Path) -> Callable[..., TapRun]:
+    """Run the tap's real command in a subprocess; the same arguments as ``tap``."""
+
+    def run(config: dict[str, t.Any] | None, **kwargs: t.Any) -> TapRun:
+        return run_tap_cli(config, workdir=tmp_path, **kwargs)
 
     return run
 

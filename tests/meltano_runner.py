@@ -21,8 +21,7 @@ from typing_extensions import Self
 
 from fake_smartflo import LocalServer
 from scripts.environment import clean_env
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
 
 #: Installed beside the interpreter by the "meltano" extra (scripts/test).
 MELTANO = Path(sys.executable).with_name("meltano")

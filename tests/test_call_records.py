@@ -12,11 +12,10 @@ import pytest
 
 from fake_smartflo import IST, FakeSmartflo
 from scripts.catalog import deselect_properties
-from tests.tap_runner import base_config, catalog_selecting
+from tests.helpers import RFC3339_UTC, base_config, catalog_selecting
 
 UTC = timezone.utc
 PATH = "/v1/call/records"
-RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
 NESTED = {
     "notes": list,
     "contact_details": dict,

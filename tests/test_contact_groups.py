@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fake_smartflo import FakeSmartflo
-from tests.tap_runner import base_config
+from tests.helpers import base_config
 
 PATH = "/v1/contact/groups"
 

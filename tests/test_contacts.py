@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta, timezone
 
 import jsonschema
@@ -11,9 +10,8 @@ import pytest
 
 from fake_smartflo import IST, FakeSmartflo
 from scripts.catalog import deselect_properties
-from tests.tap_runner import base_config
+from tests.helpers import RFC3339_UTC, base_config
 
-RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?\+00:00$")
 TIME_FIELDS = ("created_at", "updated_at", "deleted_at")
 
 

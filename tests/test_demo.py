@@ -8,7 +8,7 @@ import sys
 import typing as t
 
 from fake_smartflo import TOKEN, FakeSmartflo
-from tests.meltano_runner import REPO
+from tests.helpers import REPO
 
 if t.TYPE_CHECKING:
     from pathlib import Path

@@ -12,9 +12,8 @@ import pytest
 
 from fake_smartflo import FakeSmartflo
 from tap_smartflo.pacing import CUT, FAST_RAISE, RAISE, SETTLE, Pacer
-from tests.tap_runner import base_config
+from tests.helpers import FAST_RETRIES, base_config
 
-FAST_RETRIES = {"retry_initial_seconds": 0.01, "retry_max_seconds": 30}
 #: Tests of the pace over contacts pages sync that stream alone: other streams'
 #: requests (empty call-record windows) would only make them slower.
 CONTACTS_ONLY = ["contacts"]

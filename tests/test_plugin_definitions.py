@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import typing as t
-from pathlib import Path
 
 import pytest
 import yaml
 
 from scripts.plugin_settings import HUB_YML, MELTANO_YML, about, expected_settings
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 #: Setting attributes that the tap's settings schema decides.
 COMPARED = ("name", "label", "kind", "sensitive", "options", "value", "description")
 

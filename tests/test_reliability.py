@@ -25,12 +25,17 @@ from fake_smartflo import (
 )
 from scripts.catalog import select_streams
 from tap_smartflo import redact
-from tests.tap_runner import base_config, clean_env
+from tests.helpers import (
+    FAST_RETRIES,
+    assert_no_secret,
+    assert_one_clear_line,
+    base_config,
+    clean_env,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-FAST_RETRIES = {"retry_initial_seconds": 0.01, "retry_max_seconds": 20}
 EMAIL = "ops@example.com"
 PASSWORD = "s3cret-Pa55word-value"
 CONTACTS = "/v1/contacts"
@@ -41,18 +46,6 @@ CONTACTS_STREAM = "contacts"
 
 def login_config(api: FakeSmartflo, **settings) -> dict:
     return {"api_url": api.url, "email": EMAIL, "password": PASSWORD, **settings}
-
-
-def assert_no_secret(run, *secrets: str) -> None:
-    for secret in secrets:
-        assert secret not in run.stdout
-        assert secret not in run.stderr
-
-
-def assert_one_clear_line(run, words: str) -> None:
-    assert run.returncode == 1
-    assert words in run.stderr
-    assert "Traceback" not in run.stderr
 
 
 # Login

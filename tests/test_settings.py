@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from fake_smartflo import TOKEN
-from tests.tap_runner import base_config, clean_env
+from tests.helpers import REPO, base_config, clean_env
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = REPO / "README.md"
 
 
 def test_missing_credentials_fail_before_any_request(tap, api):

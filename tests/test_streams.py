@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from fake_smartflo import IST, FakeSmartflo
 from scripts.catalog import select_streams
-from tests.tap_runner import base_config
+from tests.helpers import base_config
 
 STREAMS = {
     "contacts": "/v1/contacts",
