@@ -1,4 +1,4 @@
-"""The contacts stream end to end: the tap CLI against the fake Smartflo over HTTP."""
+"""The contacts stream end to end: the tap's command against the fake over HTTP."""
 
 from __future__ import annotations
 
