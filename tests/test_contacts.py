@@ -242,12 +242,6 @@ def test_bookmark_stays_when_nothing_changed(tap, api):
     assert run.bookmark() == bookmark
 
 
-def test_state_holds_no_secret(tap, api):
-    run = tap(base_config(api.url))
-    assert "fake-api-token" not in run.stdout
-    assert "fake-api-token" not in run.stderr
-
-
 def test_properties_deselected_in_the_catalog_are_left_out(tap, api):
     catalog = json.loads(tap(base_config(api.url), args=["--discover"]).stdout)
     deselect_properties(catalog, "contacts", ["address", "email_id"])

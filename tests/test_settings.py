@@ -70,16 +70,6 @@ def test_settings_come_from_the_environment(tap, api):
     assert len(run.records()) == len(api.store)
 
 
-def test_a_refused_token_ends_the_run_with_a_sentence(tap, api):
-    run = tap(base_config(api.url, api_token="wrong-token-value"))
-    assert run.returncode == 1
-    assert "refused" in run.stderr
-    assert "api_token" in run.stderr
-    assert "wrong-token-value" not in run.stderr
-    assert "Traceback" not in run.stderr
-    assert len(api.requests) == 1
-
-
 def test_readme_settings_table_matches_about(tap):
     run = tap(None, args=["--about", "--format=markdown"])
     about = run.stdout
