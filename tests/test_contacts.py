@@ -82,12 +82,6 @@ def test_data_ending_on_a_full_page_ends_at_the_empty_page(tap):
     assert_pages_read_once(api, needed=5, ahead=3)
 
 
-def test_records_leave_in_page_order_while_pages_are_fetched_ahead(tap):
-    with FakeSmartflo(contacts=1000, latency=0.01) as api:
-        run = tap(base_config(api.url, page_size=20, max_concurrent_requests=4))
-    assert [r["id"] for r in run.records()] == sorted(api.store)
-
-
 def test_server_that_ignores_page_stops_with_a_clear_error(tap):
     with FakeSmartflo(contacts=250, ignore_page=True) as api:
         run = tap(base_config(api.url, page_size=100))
