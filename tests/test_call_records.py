@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import re
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -274,15 +274,22 @@ def test_a_failed_window_keeps_the_bookmark_at_the_last_complete_window(tap):
     assert everything == {emitted_id(i) for i in api.call_store}
 
 
-def wait_until(moment: datetime) -> None:
-    time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
-
-
 def test_incremental_run_reads_new_calls_and_rereads_the_lookback(tap):
     start = now() - timedelta(days=4)
     with FakeSmartflo(calls=300) as api:
         first = tap(config(api, start))
+        # As if the first run had been ten seconds earlier: its last window ended
+        # ten seconds sooner, and no call started in those seconds (the fake's
+        # start an hour ago at the latest). So the second run, a minute before its
+        # own start, reads past calls that start after the bookmark without
+        # waiting for the clock to move on.
         bookmark = datetime.fromisoformat(first.bookmark("call_records"))
+        bookmark -= timedelta(seconds=10)
+        state = copy.deepcopy(first.final_state)
+        state["bookmarks"]["call_records"]["replication_key_value"] = (
+            bookmark.isoformat()
+        )
+        assert not started_between(api, bookmark, bookmark + timedelta(seconds=10))
         calls = sorted(api.call_store.values(), key=lambda c: c.started_at)
         # A recording that arrives late, for a call inside the lookback ...
         recent = next(c for c in reversed(calls) if c.recording_url is None)
@@ -295,10 +302,8 @@ def test_incremental_run_reads_new_calls_and_rereads_the_lookback(tap):
         long_call = emitted_id(api.add_call(bookmark - timedelta(hours=2)))
         # Calls that started after the first run read.
         new = {emitted_id(api.add_call(bookmark + timedelta(seconds=1))) for _ in "ab"}
-        # The second run's last window ends a minute before it starts.
-        wait_until(bookmark + timedelta(minutes=1, seconds=2))
         api.requests.clear()
-        second = tap(config(api, start), state=first.final_state)
+        second = tap(config(api, start), state=state)
     assert second.returncode == 0, second.stderr
     new_bookmark = datetime.fromisoformat(second.bookmark("call_records"))
     assert new_bookmark > bookmark + timedelta(seconds=1)
