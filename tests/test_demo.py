@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import typing as t
@@ -14,6 +15,9 @@ if t.TYPE_CHECKING:
     from pathlib import Path
 
     from tests.meltano_runner import Meltano
+
+DEMO_STATE = "demo:tap-smartflo-to-target-jsonl"
+DEV_STATE = "dev:tap-smartflo-to-target-jsonl"
 
 
 def run_demo(meltano: Meltano, **env: str) -> subprocess.CompletedProcess[str]:
@@ -32,11 +36,11 @@ def run_demo(meltano: Meltano, **env: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def written_counts(stdout: str) -> list[str]:
-    """The demo's "<stream>: N records written -> <file>" lines, in order."""
-    counts = [line.strip() for line in stdout.splitlines() if "records written" in line]
-    assert counts, stdout
-    return counts
+def printed_state(stdout: str, label: str) -> dict[str, t.Any]:
+    """The state the demo printed after ``label`` (what ``meltano state get`` said)."""
+    match = re.search(rf"^{re.escape(label)} (\{{.*\}})$", stdout, re.MULTILINE)
+    assert match, stdout
+    return t.cast("dict[str, t.Any]", json.loads(match.group(1)))
 
 
 def records(folder: Path) -> list[dict[str, t.Any]]:
@@ -47,16 +51,22 @@ def records(folder: Path) -> list[dict[str, t.Any]]:
 def test_demo_without_credentials_extracts_the_fake_then_only_its_changes(
     meltano: Meltano, tmp_path: Path
 ):
-    # Run twice, as a curious user does: each demo starts afresh, with its own state
-    # and files cleared, and writes the same records.
-    first_demo = run_demo(meltano)
+    # What an earlier demo would leave: its state (here a bookmark no contact
+    # reaches) and its files. Each demo starts afresh, with both cleared.
+    stale = {"bookmarks": {"contacts": {"replication_key": "updated_at"}}}
+    stale["bookmarks"]["contacts"]["replication_key_value"] = "2099-01-01T00:00:00Z"
+    state = json.dumps({"singer_state": stale})
+    meltano.ok("--environment=demo", "state", "set", "--force", DEMO_STATE, state)
+    (tmp_path / "output").mkdir()
+    (tmp_path / "output" / "contacts.jsonl").write_text('{"id": -1}\n')
+
     done = run_demo(meltano)
-    assert written_counts(first_demo.stdout) == written_counts(done.stdout)
     assert "extracting from the bundled fake API" in done.stdout
     assert "contacts: 1200 records written" in done.stdout
     written = records(tmp_path / "output")
     first, second = written[:1200], written[1200:]
     assert len({r["id"] for r in first}) == 1200
+    assert -1 not in {r["id"] for r in written}
     # The second run is incremental: the changes only (2 renamed, 1 deleted, 5 new).
     assert len(second) == 8
     assert f"contacts: {len(second)} records written" in done.stdout
@@ -64,8 +74,9 @@ def test_demo_without_credentials_extracts_the_fake_then_only_its_changes(
     assert sum(r["deleted_at"] is not None for r in second) == 1
     assert len({r["id"] for r in second} - {r["id"] for r in first}) == 5
     # The demo's bookmarks are the demo environment's, never a real account's.
-    assert meltano.state("demo:tap-smartflo-to-target-jsonl")
-    assert meltano.state("dev:tap-smartflo-to-target-jsonl") == {}
+    saved = printed_state(done.stdout, "Meltano saved the state:")
+    assert saved["singer_state"]["bookmarks"]["contacts"]["replication_key_value"]
+    assert meltano.state(DEV_STATE) == {}
 
 
 def test_demo_with_credentials_extracts_the_account_not_the_fake(
@@ -82,5 +93,6 @@ def test_demo_with_credentials_extracts_the_account_not_the_fake(
     assert sorted(r["id"] for r in records(tmp_path / "output")) == sorted(
         account.store
     )
-    assert meltano.state("dev:tap-smartflo-to-target-jsonl")
-    assert meltano.state("demo:tap-smartflo-to-target-jsonl") == {}
+    saved = printed_state(done.stdout, "State for the next run:")
+    assert saved["singer_state"]["bookmarks"]["contacts"]["replication_key_value"]
+    assert meltano.state(DEMO_STATE) == {}

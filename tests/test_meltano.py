@@ -78,14 +78,6 @@ def test_run_writes_every_contact_then_the_schedule_writes_the_changes(
     assert watchdog.requests == []
 
 
-def test_demo_environment_keeps_its_own_state(meltano: Meltano):
-    with FakeSmartflo(contacts=30) as api:
-        env = {"TAP_SMARTFLO_API_URL": api.url, "TAP_SMARTFLO_API_TOKEN": TOKEN}
-        meltano.ok("--environment=demo", "run", "tap-smartflo", "target-jsonl", **env)
-    assert bookmark(meltano.state("demo:tap-smartflo-to-target-jsonl"))
-    assert meltano.state(STATE_ID) == {}
-
-
 def test_hub_definition_adds_the_extractor_to_a_new_project(
     meltano_installed: Meltano, tmp_path: Path
 ):
