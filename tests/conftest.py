@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing as t
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from fake_smartflo import FakeSmartflo
 from tests.helpers import TapRun, run_tap, run_tap_cli
@@ -13,6 +14,33 @@ from tests.meltano_runner import MELTANO, Meltano, RequestRecorder
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+#: The test files that run Meltano: one worker runs them all, in one installation.
+MELTANO_TESTS = frozenset(
+    {"tests/test_demo.py", "tests/test_meltano.py", "tests/test_postgres.py"}
+)
+
+
+class _MeltanoOnOneWorker(LoadScopeScheduling):
+    """Every Meltano test in one unit of work (the largest, so it starts first);
+    every other test a unit of its own, to whichever worker is free."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return (
+            "meltano" if nodeid.split("::", maxsplit=1)[0] in MELTANO_TESTS else nodeid
+        )
+
+
+def pytest_xdist_make_scheduler(
+    config: pytest.Config, log: t.Any
+) -> LoadScopeScheduling:
+    """Schedule the tests for pytest-xdist's workers (pyproject asks for two).
+
+    pytest-xdist's own "loadgroup" would group the Meltano tests by a mark, but
+    under pytest 9.2 it groups nothing (it renames the items' node ids, which
+    pytest no longer reads), and two workers would then run Meltano side by side.
+    """
+    return _MeltanoOnOneWorker(config, log)
 
 
 @pytest.fixture
