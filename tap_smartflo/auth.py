@@ -11,9 +11,10 @@ import typing as t
 from http import HTTPStatus
 
 import requests
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import RetriableAPIError
 
 from tap_smartflo import redact
+from tap_smartflo.errors import LoginRefusedError
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,10 +24,6 @@ if t.TYPE_CHECKING:
 LOGIN_PATH = "/v1/auth/login"
 #: Public integrations cache a login ~50 minutes when expires_in is missing.
 DEFAULT_TOKEN_SECONDS = 3000.0
-
-
-class LoginRefusedError(FatalAPIError):
-    """Smartflo refused the email and password; retrying could lock the account."""
 
 
 class SmartfloAuth(requests.auth.AuthBase):
