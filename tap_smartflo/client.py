@@ -52,7 +52,7 @@ class Services:
 
     #: Sends every request: one session, authenticator, pace and retry policy.
     transport: Transport
-    #: Notes refused streams, to be told at the end of the run.
+    #: Counts what each stream does, notes refused streams, tells progress.
     report: RunReport
     #: Emits a STATE message with the tap's state now (when it has changed).
     write_state: Callable[[], None]
@@ -140,6 +140,7 @@ class SmartfloStream(RESTStream[t.Any]):
         for stream_map in self.stream_maps:
             mapped = stream_map.transform(record)
             if mapped is not None:
+                self.services.report.emitted(self.name)
                 yield RecordMessage(
                     stream=stream_map.stream_alias,
                     record=mapped,
@@ -181,6 +182,27 @@ class SmartfloStream(RESTStream[t.Any]):
             headers=request.headers,
         )
 
+    def check_access(self) -> None:
+        """Ask for one record, as a connection test: raise what a run would meet."""
+        params = {"limit": 1, **self.access_check_params()}
+        prepared = self.build_prepared_request(
+            method="GET",
+            url=self.get_url(None),
+            params=params,
+            headers=self.http_headers,
+        )
+        self.services.transport.fetch(
+            prepared,
+            stream=self.name,
+            path=self.path,
+            records_key=self.records_key,
+            what=f"{self.path} (connection test)",
+        )
+
+    def access_check_params(self) -> dict[str, t.Any]:
+        """Query parameters the endpoint needs besides ``limit`` (for check_access)."""
+        return {}
+
     def iter_pages(
         self, context: Context | None
     ) -> Iterator[tuple[dict[str, t.Any], list[t.Any]]]:
@@ -216,15 +238,17 @@ class SmartfloStream(RESTStream[t.Any]):
         extracted_before = bool(
             state.get(EXTRACTED_KEY) or state.get("replication_key_value") is not None
         )
+        report = self.services.report
+        report.begin(self.name)
         try:
             yield from super().get_records(context)
         except EndpointError as exc:
             if self._pages_received:
                 raise
-            self.services.report.refused(
-                self.name, exc, extracted_before=extracted_before, logger=self.logger
-            )
+            report.refused(self.name, exc, extracted_before=extracted_before)
             return
+        finally:
+            report.end(self.name)
         if self._pages_received:
             self.stream_state[EXTRACTED_KEY] = True
 

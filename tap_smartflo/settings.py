@@ -134,6 +134,18 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "progress_interval_seconds",
+        th.NumberType,
+        default=30,
+        title="Progress interval",
+        description=(
+            "Seconds between progress lines in the log (per active stream: records, "
+            "requests, 429s, retries; for call records the share of the range done "
+            "and the time left). 0 turns them off; the closing summary is always "
+            "written."
+        ),
+    ),
+    th.Property(
         "call_records_window_days",
         th.IntegerType,
         default=MAX_CALL_WINDOW_DAYS,
@@ -190,7 +202,11 @@ def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         value = config.get(name)
         if isinstance(value, int | float) and value < minimum:
             errors.append(f"{name} must be positive, got {value}")
-    for name in ("lookback_minutes", "call_records_lookback_hours"):
+    for name in (
+        "lookback_minutes",
+        "call_records_lookback_hours",
+        "progress_interval_seconds",
+    ):
         lookback = config.get(name)
         if isinstance(lookback, int | float) and lookback < 0:
             errors.append(f"{name} must be zero or more, got {lookback}")

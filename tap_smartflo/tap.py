@@ -10,12 +10,13 @@ from functools import cached_property
 import requests
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from tap_smartflo import redact
 from tap_smartflo.auth import LoginAuth, SmartfloAuth, TokenAuth
 from tap_smartflo.client import Services
-from tap_smartflo.errors import SmartfloError
+from tap_smartflo.errors import EndpointError, SmartfloError
 from tap_smartflo.normalize import NormalizationError
 from tap_smartflo.pacing import Pacer
 from tap_smartflo.report import RunReport
@@ -31,15 +32,20 @@ from tap_smartflo.transport import Transport, make_session
 from tap_smartflo.writer import SmartfloWriter
 
 if t.TYPE_CHECKING:
+    import click
+    from singer_sdk.streams import Stream
+
     from tap_smartflo.client import SmartfloStream
 
-#: Every stream the tap has, in the order of the catalog.
+#: Every stream the tap has, in the order it syncs and lists them.
 STREAM_TYPES: tuple[type[SmartfloStream], ...] = (
     ContactsStream,
     ContactGroupsStream,
     CallRecordsStream,
     UsersStream,
 )
+
+STREAM_ORDER = {str(vars(cls)["name"]): n for n, cls in enumerate(STREAM_TYPES)}
 
 
 class TapSmartflo(Tap):
@@ -53,8 +59,7 @@ class TapSmartflo(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         if self.input_catalog is not None:
-            # Class attributes: the SDK types ``name`` as an instance attribute.
-            known = {str(vars(stream_type)["name"]) for stream_type in STREAM_TYPES}
+            known = set(STREAM_ORDER)
             unknown = sorted(set(self.input_catalog) - known)
             if unknown:
                 msg = (
@@ -62,6 +67,20 @@ class TapSmartflo(Tap):
                     f"tap-smartflo does not have (it has: {', '.join(sorted(known))})"
                 )
                 raise SmartfloError(msg)
+
+    @property
+    @override
+    def streams(self) -> dict[str, Stream]:
+        # The SDK orders streams by name; the tap syncs (and lists) them in its own
+        # order: contacts first, call records' long window walk later, so a check
+        # that stops at the first record (meltano config test) costs one request.
+        streams = super().streams
+        order = list(streams)
+        wanted = sorted(order, key=lambda name: (STREAM_ORDER.get(name, 99), name))
+        if order != wanted:
+            streams = {name: streams[name] for name in wanted}
+            self._streams = streams  # the SDK's cache of this property
+        return streams
 
     @override
     def discover_streams(self) -> list[SmartfloStream]:
@@ -81,6 +100,11 @@ class TapSmartflo(Tap):
             logger=self.logger,
             pacer=pacer,
         )
+        report = RunReport(
+            selected=lambda: [s.name for s in self.streams.values() if s.selected],
+            logger=self.logger,
+            progress_interval=float(config["progress_interval_seconds"]),
+        )
         session = make_session(
             str(config["api_url"]), int(config["max_concurrent_requests"])
         )
@@ -89,7 +113,12 @@ class TapSmartflo(Tap):
             if config.get("api_token")
             # A session of its own: the SDK sets the streams' session's auth to
             # this authenticator, which must not sign its own login request.
-            else LoginAuth(config, retry, make_session(str(config["api_url"]), 1))
+            else LoginAuth(
+                config,
+                retry,
+                make_session(str(config["api_url"]), 1),
+                on_login=lambda: report.sent(None, retry=False),
+            )
         )
         transport = Transport(
             session=session,
@@ -98,9 +127,7 @@ class TapSmartflo(Tap):
             pacer=pacer,
             timeout=float(config["request_timeout"]),
             logger=self.logger,
-        )
-        report = RunReport(
-            selected=lambda: [s.name for s in self.streams.values() if s.selected]
+            report=report,
         )
         return Services(
             transport=transport,
@@ -132,6 +159,59 @@ class TapSmartflo(Tap):
 
     @classmethod
     @override
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """``--test``: check the credentials and api_url with one request.
+
+        The SDK's test syncs one record of every stream (a hundred requests for call
+        records' windows, and an ERROR line per stream when it stops them); this one
+        asks the first stream for one record, and the next only if one is refused,
+        then ends with one line. ``--test=schema`` is the SDK's.
+        """
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        config = ctx.params.get("config")
+        try:
+            tap = cls(
+                config=config.config if config is not None else {},
+                parse_env_config=config is not None and config.parse_env,
+                validate_config=True,
+            )
+            passed = tap.check_connection()
+        except ConfigValidationError as exc:
+            _fail(*exc.errors)
+        except (FatalAPIError, NormalizationError) as exc:
+            _fail(str(exc))
+        except requests.exceptions.RequestException as exc:
+            _fail(_unreachable(exc))
+        cls.logger.info("Connection test passed: %s", passed)
+        ctx.exit(0)
+
+    def check_connection(self) -> str:
+        """One request per stream in turn until one answers: what a run would meet.
+
+        Returns:
+            What answered, for the success line.
+
+        Raises:
+            SmartfloError: when every stream's endpoint is refused, as a run would.
+        """
+        refused = []
+        for stream in t.cast("list[SmartfloStream]", list(self.streams.values())):
+            try:
+                stream.check_access()
+            except EndpointError as exc:
+                refused.append(str(exc))
+                continue
+            credential = self.services.transport.auth.credential
+            return (
+                f"{self.config['api_url']} accepted the {credential} "
+                f"({stream.path} answered)"
+            )
+        raise SmartfloError("; ".join(refused))
+
+    @classmethod
+    @override
     def invoke(  # type: ignore[override]
         cls,
         *,
@@ -157,23 +237,56 @@ class TapSmartflo(Tap):
                 parse_env_config=config is not None and config.parse_env,
                 validate_config=True,
             )
-            tap.sync_all()
-            if lost := tap.services.report.lost:
-                # Every other stream was extracted and its STATE emitted first.
-                _fail(*sorted(lost.values()))
         except (FatalAPIError, NormalizationError) as exc:
             _fail(str(exc))
+        try:
+            tap.sync_all()
+        except (FatalAPIError, NormalizationError) as exc:
+            _fail(str(exc), before=tap.summary("failed"))
         except requests.exceptions.RequestException as exc:
-            _fail(
-                f"Could not send a request to the Smartflo API "
-                f"({type(exc).__name__}): check api_url"
-            )
+            _fail(_unreachable(exc), before=tap.summary("failed"))
+        except BaseException as exc:
+            # SIGTERM (the SDK has written the STATE) or Ctrl-C stop a run; anything
+            # else failed it (the SDK logs the traceback).
+            stopped = isinstance(exc, SystemExit | KeyboardInterrupt)
+            tap.log_summary("stopped" if stopped else "failed")
+            raise
+        if lost := tap.services.report.lost:
+            # Every other stream was extracted and its STATE emitted first.
+            _fail(*sorted(lost.values()), before=tap.summary("failed"))
+        tap.log_summary("succeeded")
+
+    def summary(self, outcome: str) -> list[str]:
+        """The run's closing lines: one per selected stream, then one for the run."""
+        bookmarks = {}
+        for name, stream in self.streams.items():
+            state = self.state.get("bookmarks", {}).get(name, {})
+            if (value := state.get("replication_key_value")) is not None:
+                bookmarks[name] = f"bookmark {value}"
+            elif stream.replication_method == "FULL_TABLE":
+                bookmarks[name] = "full table"
+        return self.services.report.summary(bookmarks, outcome)
+
+    def log_summary(self, outcome: str) -> None:
+        """Log the run's closing lines."""
+        for line in self.summary(outcome):
+            self.logger.info("Summary: %s", line)
 
 
-def _fail(*lines: str) -> t.NoReturn:
+def _fail(*lines: str, before: t.Sequence[str] = ()) -> t.NoReturn:
+    """End the run: the ``before`` lines (a summary), then each line as an error."""
+    for line in before:
+        TapSmartflo.logger.info("Summary: %s", line)
     for line in lines:
         TapSmartflo.logger.error(line)
     sys.exit(1)
+
+
+def _unreachable(exc: requests.exceptions.RequestException) -> str:
+    return (
+        f"Could not send a request to the Smartflo API ({type(exc).__name__}): "
+        "check api_url"
+    )
 
 
 def _checked_json(file: t.IO[str] | None, option: str) -> dict[str, t.Any] | None:

@@ -30,6 +30,7 @@ if t.TYPE_CHECKING:
 
     from tap_smartflo.auth import SmartfloAuth
     from tap_smartflo.pacing import Pacer
+    from tap_smartflo.report import RunReport
     from tap_smartflo.retry import RetryPolicy
 
 #: Pages are parsed with msgspec (three times faster than requests' own parser);
@@ -72,6 +73,8 @@ class Transport:
     #: Seconds to wait for an answer before abandoning (and retrying) a request.
     timeout: float
     logger: logging.Logger
+    #: Counts each stream's requests, retries and 429s.
+    report: RunReport
 
     def fetch(  # noqa: PLR0913 (one request and how to describe it)
         self,
@@ -91,11 +94,15 @@ class Transport:
             CancelledError: when ``cancelled`` is set before a try.
             SmartfloError: for an answer that retrying cannot mend.
         """
+        tries = 0
 
         def attempt() -> dict[str, t.Any]:
+            nonlocal tries
             if cancelled is not None and cancelled.is_set():
                 raise CancelledError
             started = self.pacer.wait()
+            tries += 1
+            self.report.sent(stream, retry=tries > 1)
             try:
                 body = self._send(prepared, stream, path, records_key)
             except RetriableAPIError as exc:
@@ -105,6 +112,7 @@ class Transport:
                     and response.status_code == HTTPStatus.TOO_MANY_REQUESTS
                 ):
                     self.pacer.throttled(started)
+                    self.report.throttled(stream)
                 raise
             self.pacer.succeeded(started)
             return body
