@@ -67,7 +67,7 @@ CLEAR = WINDOW + JITTER
 MEMORY = 10.0
 #: Seconds per step of recovery towards the last good level.
 RECOVER = 1.0
-#: Seconds at the good level before probing one more, and the longest such wait.
+#: Seconds at the good level before probing a quarter more, and the longest wait.
 PROBE_AFTER = 4.0
 PROBE_LONGEST = 64.0
 #: The floor: level 1, one request a CLEAR window.
@@ -109,7 +109,7 @@ class Pacer:
         self._changed = float("-inf")  # when the level last moved
         self._probe_after = PROBE_AFTER
         self._probing = False
-        self._struck: float | None = None  # start of a refusal beyond the proof
+        self._forgiven = False  # a refusal beyond the proof, at this level
         self._refused_in_row = 0
 
     @property
@@ -164,10 +164,10 @@ class Pacer:
             proven = self._proven(now)
             if mine <= proven:
                 return
-            if self._struck is None:
-                # Beyond the proof, one refusal may still be someone else's; two
-                # in a row (no success started between them) are the tap's.
-                self._struck = started
+            if not self._forgiven:
+                # Beyond the proof, one refusal may still be someone else's; a
+                # second at the same level is the tap's.
+                self._forgiven = True
                 return
             level = max(1, proven)
             if self.level is None or self._probing:
@@ -249,7 +249,7 @@ class Pacer:
     def _move(self, level: int | None, now: float) -> None:
         self.level = level
         self._changed = now
-        self._struck = None
+        self._forgiven = False
 
     def _proven(self, now: float) -> int:
         while self._proofs and self._proofs[0][0] < now - MEMORY:
