@@ -67,8 +67,8 @@ class LoggedRequest:
     authorized: bool
     status: int = 0
     fault: str | None = None
-    #: time.monotonic() when the request arrived.
-    received: float = 0.0
+    #: When it arrived (time.monotonic()).
+    at: float = field(default_factory=time.monotonic)
 
 
 FAULT_KINDS = (
@@ -862,9 +862,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         token = self.api.token_status(self.headers.get("Authorization"))
-        entry = LoggedRequest(
-            method, url.path, params, token == "ok", received=time.monotonic()
-        )
+        entry = LoggedRequest(method, url.path, params, token == "ok")
         with self.api.lock:
             self.api.requests.append(entry)
         if self.api.latency:
