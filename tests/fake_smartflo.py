@@ -9,7 +9,9 @@ survive switched on by attributes:
 - ``updated_after`` is naive ``Y-m-d H:i:s`` read in ``naive_tz`` (IST, the harsh
   reading), compared exclusively unless ``inclusive_updated_after``;
 - ``ignore_page``: every page is page 1 (a broken server);
-- a request log (``requests``) that tests assert on.
+- ``rate_limit``: the account's requests per second, shared with a steady
+  neighbour (``background_rate``) and with bursts of others (``refuse_every``);
+- a request log (``requests``, with arrival times) that tests assert on.
 
 Contact groups, call records and users follow their documented shapes, with their
 quirks: group times in ``+0530``; contact groups' ``limit`` capped at 100; call
@@ -93,6 +95,7 @@ CANNED_FAULTS: dict[str, tuple[int, bytes, dict[str, str]]] = {
     "429": (429, _TOO_MANY, {}),
     "429-retry-after": (429, _TOO_MANY, {"Retry-After": "1"}),
     "rate-limit": (429, _TOO_MANY, {}),
+    "rate-limit-others": (429, _TOO_MANY, {}),
     "500": (500, _SERVER_ERROR, {}),
     "503": (503, _SERVER_ERROR, {}),
     "502-html": (502, b"<html><body>Bad Gateway</body></html>", {}),
@@ -205,6 +208,12 @@ class FakeSmartflo:
     body_filter: t.Callable[[dict[str, t.Any]], object] | None = None
     #: The account's limit: requests in any one-second window beyond it get 429.
     rate_limit: float = 0.0
+    #: Another integration on the account, steadily using this many of
+    #: ``rate_limit``'s requests a second (its requests always take their slot).
+    background_rate: float = 0.0
+    #: Every Nth request gets the documented 429 whatever the pace (other
+    #: integrations bursting); such a refusal takes no slot of ``rate_limit``.
+    refuse_every: int = 0
     #: Serve repeated identical requests from a cache (benchmarks: keeps the
     #: server's own JSON work out of the client's measurements).
     cache_bodies: bool = False
@@ -246,6 +255,8 @@ class FakeSmartflo:
         self.token_expiry: dict[str, float] = {}
         self._sorted: tuple[int, list[Contact]] = (-1, [])
         self._accepted: deque[float] = deque()
+        self._background_next = float("-inf")
+        self._received = 0
         self.body_cache: dict[tuple[object, ...], bytes] = {}
         self.failed_logins = 0
         self.issued_tokens = 0
@@ -711,12 +722,32 @@ class FakeSmartflo:
             return False
         now = time.monotonic()
         with self.lock:
+            self._background_requests(now)
             while self._accepted and now - self._accepted[0] >= 1.0:
                 self._accepted.popleft()
             if len(self._accepted) >= self.rate_limit:
                 return True
             self._accepted.append(now)
             return False
+
+    def _background_requests(self, now: float) -> None:
+        """The neighbour's requests up to ``now`` take their slots (lock held)."""
+        if not self.background_rate:
+            return
+        # Older ones would leave the window at once: start at most a second back.
+        moment = max(self._background_next, now - 1.0)
+        while moment <= now:
+            self._accepted.append(moment)
+            moment += 1 / self.background_rate
+        self._background_next = moment
+
+    def refused_for_others(self) -> bool:
+        """Whether this request is every ``refuse_every``-th (counts every request)."""
+        if not self.refuse_every:
+            return False
+        with self.lock:
+            self._received += 1
+            return self._received % self.refuse_every == 0
 
     def routes(self) -> dict[tuple[str, str], object]:
         """(method, path) -> handler taking the query params, returning a body."""
@@ -848,6 +879,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.api.requests.append(entry)
         if self.api.latency:
             time.sleep(self.api.latency)
+        if self.api.refused_for_others():
+            return self.send_fault(entry, "rate-limit-others")
         if self.api.over_rate_limit():
             return self.send_fault(entry, "rate-limit")
         if fault := self.api.next_fault(url.path):
