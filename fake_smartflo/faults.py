@@ -1,4 +1,8 @@
-"""Failures to inject, one at a time or as a storm, and the account's rate limit."""
+"""Failures to inject, one at a time or as a storm, and the account's rate limit.
+
+The limit can be shared: with a steady neighbour (``background_rate``) using part
+of it, and with other integrations' bursts (``refuse_every``).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ FAULT_KINDS = (
 LOGIN_THROTTLED = "login-429-retry-after-body"
 #: The fault a request over ``rate_limit`` gets.
 RATE_LIMITED = "rate-limit"
+#: The fault every ``refuse_every``-th request gets (other integrations' bursts).
+REFUSED_FOR_OTHERS = "rate-limit-others"
 
 _TOO_MANY = json.dumps({"success": "false", "message": "Too many requests."}).encode()
 _SERVER_ERROR = json.dumps({"success": False, "message": "Server error"}).encode()
@@ -36,6 +42,7 @@ CANNED_FAULTS: dict[str, tuple[int, bytes, dict[str, str]]] = {
     "429": (429, _TOO_MANY, {}),
     "429-retry-after": (429, _TOO_MANY, {"Retry-After": "1"}),
     RATE_LIMITED: (429, _TOO_MANY, {}),
+    REFUSED_FOR_OTHERS: (429, _TOO_MANY, {}),
     "500": (500, _SERVER_ERROR, {}),
     "503": (503, _SERVER_ERROR, {}),
     "502-html": (502, b"<html><body>Bad Gateway</body></html>", {}),
@@ -65,9 +72,17 @@ class Faults(Dataset):
     hang_seconds: float = 30.0
     #: The account's limit: requests in any one-second window beyond it get 429.
     rate_limit: float = 0.0
+    #: Another integration on the account, steadily using this many of
+    #: ``rate_limit``'s requests a second (its requests always take their slot).
+    background_rate: float = 0.0
+    #: Every Nth request gets the documented 429 whatever the pace (other
+    #: integrations bursting); such a refusal takes no slot of ``rate_limit``.
+    refuse_every: int = 0
     #: Seconds a throttled login (LOGIN_THROTTLED) asks the client to wait.
     login_retry_after: int = 2
     _accepted: deque[float] = field(default_factory=deque, init=False, repr=False)
+    _background_next: float = field(default=float("-inf"), init=False, repr=False)
+    _received: int = field(default=0, init=False, repr=False)
 
     def next_fault(self, path: str) -> str | None:
         """The fault to inject into this request, if any."""
@@ -84,12 +99,32 @@ class Faults(Dataset):
             return False
         now = time.monotonic()
         with self.lock:
+            self._background_requests(now)
             while self._accepted and now - self._accepted[0] >= 1.0:
                 self._accepted.popleft()
             if len(self._accepted) >= self.rate_limit:
                 return True
             self._accepted.append(now)
             return False
+
+    def _background_requests(self, now: float) -> None:
+        """The neighbour's requests up to ``now`` take their slots (lock held)."""
+        if not self.background_rate:
+            return
+        # Older ones would leave the window at once: start at most a second back.
+        moment = max(self._background_next, now - 1.0)
+        while moment <= now:
+            self._accepted.append(moment)
+            moment += 1 / self.background_rate
+        self._background_next = moment
+
+    def refused_for_others(self) -> bool:
+        """Whether this request is every ``refuse_every``-th (counts every request)."""
+        if not self.refuse_every:
+            return False
+        with self.lock:
+            self._received += 1
+            return self._received % self.refuse_every == 0
 
     def throttled_login(self) -> dict[str, object]:
         """The body of a LOGIN_THROTTLED answer: try again ``login_retry_after`` on."""

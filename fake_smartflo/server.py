@@ -16,7 +16,13 @@ from urllib.parse import parse_qs, urlparse
 from typing_extensions import Self
 
 from fake_smartflo.endpoints import Endpoints
-from fake_smartflo.faults import CANNED_FAULTS, LOGIN_THROTTLED, RATE_LIMITED, Faults
+from fake_smartflo.faults import (
+    CANNED_FAULTS,
+    LOGIN_THROTTLED,
+    RATE_LIMITED,
+    REFUSED_FOR_OTHERS,
+    Faults,
+)
 from fake_smartflo.logins import LOGIN_PATH, Logins
 
 
@@ -158,6 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
             api.requests.append(entry)
         if api.latency:
             time.sleep(api.latency)
+        if api.refused_for_others():
+            return self.send_fault(entry, REFUSED_FOR_OTHERS)
         if api.over_rate_limit():
             return self.send_fault(entry, RATE_LIMITED)
         if fault := api.next_fault(url.path):

@@ -11,9 +11,10 @@ import typing as t
 from http import HTTPStatus
 
 import requests
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import RetriableAPIError
 
 from tap_smartflo import redact
+from tap_smartflo.errors import LoginRefusedError
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,10 +24,6 @@ if t.TYPE_CHECKING:
 LOGIN_PATH = "/v1/auth/login"
 #: Public integrations cache a login ~50 minutes when expires_in is missing.
 DEFAULT_TOKEN_SECONDS = 3000.0
-
-
-class LoginRefusedError(FatalAPIError):
-    """Smartflo refused the email and password; retrying could lock the account."""
 
 
 class SmartfloAuth(requests.auth.AuthBase):
@@ -85,14 +82,16 @@ class LoginAuth(SmartfloAuth):
         config: Mapping[str, t.Any],
         retry: RetryPolicy,
         session: requests.Session | None = None,
+        on_login: t.Callable[[], None] | None = None,
     ) -> None:
-        """Prepare to log in with the tap's settings."""
+        """Prepare to log in with the tap's settings (``on_login`` counts each try)."""
         self._url = str(config["api_url"]).rstrip("/") + LOGIN_PATH
         self._email = str(config["email"]).strip()
         self._password = str(config["password"])
         self._timeout = float(config["request_timeout"])
         self._retry = retry
         self._session = session or requests.Session()
+        self._on_login = on_login
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
@@ -126,6 +125,8 @@ class LoginAuth(SmartfloAuth):
             return True
 
     def _login(self) -> tuple[str, float]:
+        if self._on_login is not None:
+            self._on_login()
         response = self._session.post(
             self._url,
             json={"email": self._email, "password": self._password},

@@ -108,6 +108,18 @@ def _parse_naive(text: str) -> datetime:
     raise NormalizationError(msg)
 
 
+#: The format of ``updated_after`` and similar query times: naive wall-clock time.
+#: The tap sends UTC wall-clock time. A server that reads it as UTC gets exactly what
+#: was meant; one that reads it as IST (UTC+05:30, Smartflo's home) is asked for
+#: 5.5 hours *more*, never less. The tap drops what falls before the bound it meant.
+QUERY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def query_time(moment: datetime, zone: timezone = UTC) -> str:
+    """Format a time for a Smartflo query parameter, as wall-clock time in ``zone``."""
+    return moment.astimezone(zone).strftime(QUERY_TIME_FORMAT)
+
+
 def format_utc(moment: datetime) -> str:
     """Format an aware datetime as UTC RFC 3339 (``2024-05-08T12:45:03+00:00``)."""
     return moment.astimezone(UTC).isoformat()
@@ -255,17 +267,34 @@ def _types(schema: dict[str, t.Any]) -> set[str]:
     return {declared} if isinstance(declared, str) else set(declared)
 
 
+#: Whether the catalog selects the property at a breadcrumb
+#: (``("properties", "agent", "properties", "name")``).
+Selection = t.Callable[[tuple[str, ...]], bool]
+
+
 def converter_for(  # noqa: PLR0911 (one return per JSON type)
-    schema: dict[str, t.Any], *, naive_tz: timezone = IST
+    schema: dict[str, t.Any],
+    *,
+    naive_tz: timezone = IST,
+    selected: Selection | None = None,
+    breadcrumb: tuple[str, ...] = (),
 ) -> Converter:
     """Build the function that gives a raw API value the type ``schema`` declares.
 
     The schema is the single source of truth: what the tap announces is what the
-    converter produces, so every record is valid against the announced schema.
+    converter produces, so every record is valid against the announced schema. An
+    object keeps only the properties ``selected`` (all, if None) below
+    ``breadcrumb``, the value's place in the record.
     """
     types = _types(schema)
     if "object" in types and "properties" in schema:
-        return RecordNormalizer(schema, naive_tz=naive_tz, report_unknown=False)
+        return RecordNormalizer(
+            schema,
+            naive_tz=naive_tz,
+            report_unknown=False,
+            selected=selected,
+            breadcrumb=breadcrumb,
+        )
     if "object" in types:
         return _free_object
     if "array" in types:
@@ -358,17 +387,31 @@ class RecordNormalizer:
         overrides: t.Mapping[str, Converter] | None = None,
         derived: t.Mapping[str, Source] | None = None,
         report_unknown: bool = True,
-        only: t.Collection[str] | None = None,
+        selected: Selection | None = None,
+        breadcrumb: tuple[str, ...] = (),
     ) -> None:
-        """Prepare a converter per property of ``schema`` (only those in ``only``)."""
+        """Prepare a converter per property of ``schema`` that is ``selected``.
+
+        ``breadcrumb`` is where this object lies in the record (``()`` for the
+        record itself), so that nested properties are selected as the catalog says.
+        """
         self.report_unknown = report_unknown
         overrides = overrides or {}
         derived = derived or {}
         properties = schema.get("properties", {})
 
+        def crumb(name: str) -> tuple[str, ...]:
+            return (*breadcrumb, "properties", name)
+
+        def wanted(name: str) -> bool:
+            return selected is None or selected(crumb(name))
+
         def converter(name: str) -> Converter:
             return overrides.get(name) or converter_for(
-                properties[name], naive_tz=naive_tz
+                properties[name],
+                naive_tz=naive_tz,
+                selected=selected,
+                breadcrumb=crumb(name),
             )
 
         self.fields: tuple[tuple[str, frozenset[type], Converter], ...] = tuple(
@@ -378,12 +421,12 @@ class RecordNormalizer:
                 converter(name),
             )
             for name in properties
-            if name not in derived and (only is None or name in only)
+            if name not in derived and wanted(name)
         )
         self.derived: tuple[tuple[str, Source, Converter], ...] = tuple(
             (name, source, converter(name))
             for name, source in derived.items()
-            if only is None or name in only
+            if wanted(name)
         )
         self.known = frozenset(schema.get("properties", {}))
         self.unknown_seen: set[str] = set()

@@ -1,100 +1,270 @@
 """Pacing requests to the account's rate limit, which the tap is not told.
 
 Smartflo allows each account as many requests per second as its trunks have calls
-per second, and answers 429 beyond that. The pacer starts unpaced (or at the pace a
-user pinned). On the first 429 it waits for the last second to clear and restarts
-at the pace that was getting through, then probes upwards fast (10% a success)
-until the next 429, which cuts the pace by a quarter; from then on it probes slowly
-(1% a success) and cuts by a quarter on each 429: a gentle sawtooth just under the
-limit, with few refusals. The pace never runs far ahead of what the tap really
-sends, so a slow stretch does not end in a burst.
+per second, and answers 429 beyond that. The limit is shared by every integration
+on the account (CRM, dialer, scripts), so a 429 has two causes: the tap went over
+its share, or someone else's burst filled the second. Cutting the pace on every
+429 punishes the tap for the second: with one request in six refused by others, a
+cut of a quarter per 429 drove the pace geometrically to the floor, and a sync of
+minutes took hours. So the pacer tells the two apart.
+
+What the tap can know for sure is a *proof*: if the account accepted ``c`` of the
+tap's requests that started within less than a second of each other, it allows the
+tap at least ``c`` a second. Start times are the tap's and arrivals the server's,
+so a proof counts only successes within ``SPAN`` (a second less ``JITTER``), and
+the tap's own budget uses a window of ``CLEAR`` (a second plus ``JITTER``).
+Neighbours come and go, so a proof lapses after ``MEMORY`` seconds unless renewed.
+
+The pace is a *level* ``k``: at most ``k`` requests in any ``CLEAR`` window, so
+``k / CLEAR`` a second, never closer than ``SPAN / 2k`` apart: a window's ``k``
+requests land close enough together to renew the proof of ``k`` even when others
+refuse some of them. A refused request takes no slot (the server did not count
+it, as with token buckets), unless a whole level's worth in a row were refused:
+then someone has the whole account, and the tap waits at its pace instead of
+filling freed slots with more refusals.
+
+- Unpaced at first (or at the pinned ``max_requests_per_second``, a ceiling).
+- A 429 on a request that, counting the tap's successes in the second before it,
+  stays within the proof is someone else's: it is retried, and the pace stays.
+- Beyond the proof, a first 429 may still be someone else's and is forgiven; a
+  second at the same level is the tap's: the level drops to the proof (at least 1,
+  the floor a real account always allows), and the next request waits until the
+  window has room. A success proving more raises the level at once.
+- Recovery goes by time, not by successes (which come slowly at a low pace): each
+  ``RECOVER`` seconds the level climbs half the way back to the last good level,
+  which each cut of the tap's own lowers by one, never below the proof.
+- At the good level, proven and held back by the pace, the pacer probes a quarter
+  more (at least one) after ``PROBE_AFTER`` seconds. A probe the account accepts
+  proves the new level and the next follows soon; each one it refuses doubles the
+  wait (up to ``PROBE_LONGEST``). So a stable limit costs two refusals a probe, a
+  few a minute, and a limit that grew is found within seconds.
+
+The margins and probes cost a few percent of the limit; someone else's 429s cost
+only the requests they refuse, and a neighbour who stays lowers the pace within
+``MEMORY`` seconds.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
-#: Growth per success while looking for the limit, and once it was found.
-FAST_RAISE = 1.10
-RAISE = 1.01
-#: A fresh 429 multiplies the pace by this.
-CUT = 0.75
-#: The first pace is this share of what got through in the second before a 429.
-SETTLE = 0.9
-#: Never slower than this (requests per second): a stuck account still moves.
-SLOWEST = 0.05
-#: Rate limits count requests in a window of this many seconds; the tap waits a
-#: little longer than that for a full window to clear (clocks and queues differ).
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: Rate limits count requests in a window of this many seconds.
 WINDOW = 1.0
-CLEAR = 1.1
+#: How far the tap's start times and the server's arrival times may disagree.
+JITTER = 0.05
+#: Successes whose starts lie this close surely shared one of the server's windows.
+SPAN = WINDOW - JITTER
+#: The tap's own window: requests this far apart surely did not share one.
+CLEAR = WINDOW + JITTER
+#: Seconds a proof holds without renewal (neighbours change).
+MEMORY = 10.0
+#: Seconds per step of recovery towards the last good level.
+RECOVER = 1.0
+#: Seconds at the good level before probing a quarter more, and the longest wait.
+PROBE_AFTER = 4.0
+PROBE_LONGEST = 64.0
+#: The floor: level 1, one request a CLEAR window.
+SLOWEST = 1 / CLEAR
+#: Slack for sums of float intervals that should meet exactly.
+_EPS = 1e-6
 
 
 class Pacer:
     """Spaces request starts across all of a tap's threads and streams."""
 
-    def __init__(self, ceiling: float | None = None) -> None:
-        """Pace at most ``ceiling`` requests a second (None: as fast as allowed)."""
-        self.ceiling = ceiling
-        self.rate: float | None = ceiling
-        self._raise = FAST_RAISE
-        self._next_start = 0.0
-        self._last_cut = float("-inf")
-        self._successes: deque[float] = deque()  # start times, last WINDOW only
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        ceiling: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Pace at most ``ceiling`` requests a second (None: as fast as allowed).
 
-    def wait(self) -> float:
-        """Block until this request may start; return its start time."""
-        with self._lock:
-            now = time.monotonic()
-            start = now
-            if self.rate is not None:
-                start = max(now, self._next_start)
-                self._next_start = start + 1 / self.rate
-        if start > now:
-            time.sleep(start - now)
-        return start
-
-    def throttled(self, started: float) -> None:
-        """A request that started at ``started`` got a 429: slow down, once a round.
-
-        Requests already in flight when the pace was last cut were sent for the
-        old pace: their 429s cut nothing more.
+        Args:
+            ceiling: a pace the user pinned; 429s can lower it, nothing raises it.
+            clock: monotonic seconds (injected by tests).
+            sleep: blocks for seconds (injected by tests).
         """
-        with self._lock:
-            if started <= self._last_cut:
-                return
-            now = time.monotonic()
-            self._forget_before(started - WINDOW)
-            through = [s for s in self._successes if s < started]
-            if self.rate is None:
-                self.rate = max(1.0, len(through) * SETTLE)
-            else:
-                self.rate = max(SLOWEST, self.rate * CUT)
-                self._raise = RAISE
-            # The last window was full: the next request waits for its oldest
-            # request to leave it, and for the new pace.
-            resume = through[0] + CLEAR if through else now
-            self._next_start = max(self._next_start, resume, now + 1 / self.rate)
-            self._last_cut = now
+        self.ceiling = ceiling
+        #: Requests allowed per CLEAR window; None until the first 429 of the tap's.
+        self.level: int | None = None
+        #: The last good level, where recovery heads.
+        self.good = 0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._live: deque[float] = deque()  # own starts not refused, sorted
+        self._successes: list[float] = []  # starts of successes, sorted, recent only
+        self._proofs: deque[tuple[float, int]] = deque()  # (start, count), counts fall
+        self._last_start = float("-inf")
+        self._last_cut = float("-inf")
+        self._changed = float("-inf")  # when the level last moved
+        self._probe_after = PROBE_AFTER
+        self._probing = False
+        self._forgiven = False  # a refusal beyond the proof, at this level
+        self._refused_in_row = 0
 
-    def succeeded(self, started: float) -> None:
-        """A request that started at ``started`` went through: probe faster."""
-        with self._lock:
-            self._successes.append(started)
-            self._forget_before(started - WINDOW)
-            if self.rate is not None:
-                sent = len(self._successes)
-                self.rate = min(self.rate * self._raise, max(self.rate, 1.5 * sent + 1))
-                if self.ceiling is not None:
-                    self.rate = min(self.rate, self.ceiling)
+    @property
+    def rate(self) -> float | None:
+        """The pace in requests a second (None: unpaced)."""
+        pace = None if self.level is None else self.level / CLEAR
+        if pace is None or (self.ceiling is not None and self.ceiling < pace):
+            return self.ceiling
+        return pace
 
     @property
     def interval(self) -> float:
         """Seconds between request starts at the current pace."""
-        return 0.0 if self.rate is None else 1 / self.rate
+        rate = self.rate
+        return 0.0 if rate is None else 1 / rate
 
-    def _forget_before(self, moment: float) -> None:
-        while self._successes and self._successes[0] < moment:
-            self._successes.popleft()
+    @property
+    def proven(self) -> int:
+        """Requests a second the account has recently been seen to allow the tap."""
+        with self._lock:
+            return self._proven(self._clock())
+
+    def wait(self) -> float:
+        """Block until this request may start; return its start time."""
+        with self._lock:
+            now = self._clock()
+            self._advance(now, held=self._earliest_start() > now)
+            start = max(now, self._earliest_start())
+            self._last_start = start
+            self._live.append(start)
+            while self._live[0] < start - 2 * CLEAR:
+                self._live.popleft()
+        if start > now:
+            self._sleep(start - now)
+        return start
+
+    def throttled(self, started: float) -> None:
+        """A request that started at ``started`` got a 429: slow down if it was ours.
+
+        Requests already started or scheduled when the pace was last cut were sent
+        for the old pace: their 429s cut nothing more.
+        """
+        with self._lock:
+            now = self._clock()
+            self._refused_in_row += 1
+            if self.level is None or self._refused_in_row <= self.level:
+                self._forget(started)
+            if started <= self._last_cut:
+                return
+            # What the server counted before this request, as far as the tap knows.
+            mine = 1 + _between(self._successes, started - WINDOW, started)
+            proven = self._proven(now)
+            if mine <= proven:
+                return
+            if not self._forgiven:
+                # Beyond the proof, one refusal may still be someone else's; a
+                # second at the same level is the tap's.
+                self._forgiven = True
+                return
+            level = max(1, proven)
+            if self.level is None or self._probing:
+                self.good = level
+            else:
+                self.good = max(level, self.good - 1)
+            if self._probing:
+                self._probing = False
+                self._probe_after = min(
+                    max(PROBE_AFTER, 2 * self._probe_after), PROBE_LONGEST
+                )
+            self._move(level, now)
+            self._last_cut = max(now, self._last_start)
+
+    def succeeded(self, started: float) -> None:
+        """A request that started at ``started`` went through: it may prove more."""
+        with self._lock:
+            now = self._clock()
+            self._refused_in_row = 0
+            successes = self._successes
+            bisect.insort(successes, started)
+            del successes[: bisect.bisect_left(successes, successes[-1] - CLEAR)]
+            count = bisect.bisect_right(successes, started) - bisect.bisect_right(
+                successes, started - SPAN
+            )
+            before = self._proven(now)
+            while self._proofs and self._proofs[-1][1] <= count:
+                self._proofs.pop()
+            self._proofs.append((started, count))
+            proven = self._proven(now)
+            if proven <= before or self.level is None:
+                return
+            # The account took more than proven: that is the tap's pace now.
+            if self._probing and proven >= self.level:
+                self._probing = False
+                self._probe_after = CLEAR  # and the next probe soon
+            self.good = max(self.good, proven)
+            self._move(max(self.level, proven), now)
+
+    def _earliest_start(self) -> float:
+        earliest = float("-inf")
+        if self.ceiling:
+            earliest = self._last_start + 1 / self.ceiling
+        if self.level is not None:
+            earliest = max(earliest, self._last_start + SPAN / (2 * self.level))
+            if len(self._live) >= self.level:
+                # The window must have room: the level-th latest start leaves it.
+                earliest = max(earliest, self._live[-self.level] + CLEAR)
+        return earliest
+
+    def _advance(self, now: float, *, held: bool) -> None:
+        """Let time do its part: recovery towards the good level, then probes.
+
+        A probe needs a tap that the pace holds back (``held``): a slow stretch
+        tells nothing about one more request a second.
+        """
+        if self.level is None:
+            return
+        if self.level < self.good:
+            steps = int((now - self._changed) / RECOVER)
+            level = self.level
+            for _ in range(min(steps, self.good - level)):
+                level += (self.good - level + 1) // 2
+            if steps:
+                self._move(level, self._changed + steps * RECOVER)
+            return
+        at_ceiling = self.ceiling is not None and self.level / CLEAR >= self.ceiling
+        if (
+            held
+            and not self._probing
+            and not at_ceiling
+            and self._proven(now) >= self.level
+            and now - self._changed >= self._probe_after
+        ):
+            self.good = self.level + max(1, self.level // 4)
+            self._probing = True
+            self._move(self.good, now)
+
+    def _move(self, level: int | None, now: float) -> None:
+        self.level = level
+        self._changed = now
+        self._forgiven = False
+
+    def _proven(self, now: float) -> int:
+        while self._proofs and self._proofs[0][0] < now - MEMORY:
+            self._proofs.popleft()
+        return self._proofs[0][1] if self._proofs else 0
+
+    def _forget(self, started: float) -> None:
+        """A refused request took no slot in the server's window."""
+        index = bisect.bisect_left(self._live, started)
+        if index < len(self._live) and self._live[index] == started:
+            del self._live[index]
+
+
+def _between(starts: list[float], after: float, before: float) -> int:
+    """How many of the sorted ``starts`` lie in (after, before]."""
+    return bisect.bisect_right(starts, before) - bisect.bisect_right(
+        starts, after + _EPS
+    )

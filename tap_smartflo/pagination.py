@@ -12,15 +12,8 @@ import typing as t
 
 from typing_extensions import override
 
+from tap_smartflo.errors import PaginationError
 from tap_smartflo.normalize import NormalizationError, to_bool, to_int
-
-if t.TYPE_CHECKING:
-    from collections.abc import Iterator
-    from datetime import datetime, timedelta
-
-
-class PaginationError(RuntimeError):
-    """The API's pages do not add up: going on would loop or duplicate records."""
 
 
 class PageNumberPaginator:
@@ -113,19 +106,6 @@ class CountedPageNumberPaginator(PageNumberPaginator):
         if count is not None and limit and token * limit >= count:
             return None
         return token + 1
-
-
-def time_windows(
-    start: datetime, end: datetime, length: timedelta
-) -> Iterator[tuple[datetime, datetime]]:
-    """Split ``[start, end)`` into windows of at most ``length``, oldest first.
-
-    Consecutive windows share their edge, so each moment lies in exactly one window.
-    """
-    while start < end:
-        stop = min(start + length, end)
-        yield start, stop
-        start = stop
 
 
 class KeysetPaginator:

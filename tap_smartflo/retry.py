@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 import requests
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import RetriableAPIError
 
+from tap_smartflo.errors import GaveUpError, RetryAtOnceError
 from tap_smartflo.normalize import NormalizationError, parse_time
 
 if t.TYPE_CHECKING:
@@ -36,14 +37,6 @@ TRANSIENT = (
     requests.exceptions.ContentDecodingError,
     ConnectionResetError,
 )
-
-
-class GaveUpError(FatalAPIError):
-    """A request kept failing for the whole retry budget."""
-
-
-class RetryAtOnceError(RetriableAPIError):
-    """Retry at once, without a backoff wait (a renewed token, for example)."""
 
 
 @dataclass

@@ -7,43 +7,27 @@ from datetime import datetime, timedelta
 
 from typing_extensions import override
 
-from tap_smartflo.client import (
-    IncrementalSmartfloStream,
-    SmartfloStream,
-    UpdatedAfterStream,
-    query_time,
-)
+from tap_smartflo.call_windows import CALL_WINDOW_END_MARGIN, CallLedger, call_windows
+from tap_smartflo.client import SmartfloStream
+from tap_smartflo.incremental import IncrementalSmartfloStream, UpdatedAfterStream
 from tap_smartflo.normalize import (
     IST,
     UTC,
     date_time_text,
-    format_utc,
     not_available_as_null,
+    query_time,
     to_id_text,
     to_int,
     to_number,
 )
-from tap_smartflo.pagination import (
-    CountedPageNumberPaginator,
-    KeysetPaginator,
-    time_windows,
-)
+from tap_smartflo.pagination import CountedPageNumberPaginator, KeysetPaginator
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
     from singer_sdk.helpers.types import Context
 
     from tap_smartflo.normalize import Converter, Source
-
-#: Where call records start when ``start_date`` is empty.
-CALL_HISTORY_START = datetime(2015, 1, 1, tzinfo=UTC)
-#: How long before the run's start the newest call-records window ends: a margin for
-#: the server's clock and for calls being written, so no window reaches the future.
-CALL_WINDOW_END_MARGIN = timedelta(minutes=1)
-#: How far outside its window a returned call is still taken for a near miss (the
-#: server reading the dates in another zone): farther means the dates are ignored.
-CALL_WINDOW_SLACK = timedelta(days=1)
 
 
 class ContactsStream(UpdatedAfterStream):
@@ -118,11 +102,20 @@ class CallRecordsStream(IncrementalSmartfloStream):
 
     def windows(self, context: Context | None) -> list[tuple[datetime, datetime]]:
         """The closed windows this run reads, oldest first (whole seconds)."""
-        start = self.replicate_from(context) or CALL_HISTORY_START
-        signpost = t.cast("datetime", self.get_replication_key_signpost(context))
-        end = signpost - CALL_WINDOW_END_MARGIN
-        length = timedelta(days=int(self.config["call_records_window_days"]))
-        return list(time_windows(_whole(start), _whole(end), length))
+        return call_windows(
+            self.replicate_from(context),
+            t.cast("datetime", self.get_replication_key_signpost(context)),
+            int(self.config["call_records_window_days"]),
+        )
+
+    @override
+    def access_check_params(self) -> dict[str, t.Any]:
+        # The last closed minute: a window the endpoint accepts, with few calls.
+        end = datetime.now(UTC).replace(microsecond=0) - CALL_WINDOW_END_MARGIN
+        return {
+            "from_date": query_time(end - timedelta(minutes=1), IST),
+            "to_date": query_time(end, IST),
+        }
 
     @override
     def get_url_params(
@@ -135,31 +128,34 @@ class CallRecordsStream(IncrementalSmartfloStream):
         return params
 
     @override
-    def request_records(self, context: Context | None) -> t.Iterable[dict]:
-        self._seed_bookmark(context)
-        emitted: dict[str, str] = {}  # id -> started_at, near the current window
-        for start, end in self.windows(context):
-            yield from self._window_records(context, start, end, emitted)
-            self._advance_bookmark(context, end)
-            horizon = format_utc(end - CALL_WINDOW_SLACK)
-            emitted = {i: s for i, s in emitted.items() if s >= horizon}
+    def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        self.seed_bookmark(context)
+        ledger = CallLedger()
+        windows = self.windows(context)
+        if not windows:
+            return
+        first, last = windows[0][0], windows[-1][1]
+        span = f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
+        for start, end in windows:
+            done = (start - first) / (last - first)
+            self.services.report.reached(self.name, done, span)
+            yield from self._window_records(context, start, end, ledger)
+            self.advance_bookmark(context, end)
+            ledger.window_done(end)
+        self.services.report.reached(self.name, 1.0, span)
 
     def _window_records(
         self,
         context: Context | None,
         start: datetime,
         end: datetime,
-        emitted: dict[str, str],
-    ) -> Iterator[dict]:
+        ledger: CallLedger,
+    ) -> Iterator[dict[str, t.Any]]:
         """Every call the server returns for ``[start, end)``, once in the run.
 
-        A call from just outside the window (a server reading the dates in another
-        zone, or edges compared inclusively) is kept and remembered, so the window
-        it belongs to does not emit it again; one from far outside means the server
-        ignores the dates, and is left to its own window. The window is read again
-        (twice at most, while that finds more) when it yielded fewer distinct
-        calls than the ``count`` the server gave: pages of calls started in the
-        same second can come in a different order each time.
+        The window is read again (twice at most, while that finds more) when it
+        yielded fewer distinct calls than the ``count`` the server gave: pages of
+        calls started in the same second can come in a different order each time.
         """
         window = {
             **(context or {}),
@@ -167,21 +163,16 @@ class CallRecordsStream(IncrementalSmartfloStream):
             "from_date": query_time(start - timedelta(seconds=1), IST),
             "to_date": query_time(end, IST),
         }
-        low = format_utc(start - CALL_WINDOW_SLACK)
-        high = format_utc(end + CALL_WINDOW_SLACK)
         returned: set[str] = set()
         for reading in range(3):
             before = len(returned)
             for record in super().request_records(window):
-                started_at = record["started_at"]
-                if started_at is not None and not low <= started_at < high:
+                if not ledger.near(record["started_at"], start, end):
                     self._warn_filter_ignored(record, window)
                     continue
                 returned.add(record["id"])
-                if record["id"] in emitted:
-                    continue  # emitted by this read or a neighbouring window's
-                emitted[record["id"]] = started_at or ""
-                yield record
+                if ledger.first_time(record["id"], record["started_at"]):
+                    yield record
             count = self._paginator.count
             if count is None or len(returned) >= count or len(returned) == before:
                 break
@@ -213,7 +204,3 @@ class CallRecordsStream(IncrementalSmartfloStream):
             window["from_date"],
             window["to_date"],
         )
-
-
-def _whole(moment: datetime) -> datetime:
-    return moment.replace(microsecond=0)

@@ -10,7 +10,7 @@ from singer_sdk.singerlib import RecordMessage
 from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    from singer_sdk.singerlib.encoding.simple import Message
+    from singer_sdk.singerlib import Message
 
 
 class SmartfloWriter(MsgSpecWriter):

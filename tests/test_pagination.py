@@ -6,12 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tap_smartflo.pagination import (
-    CountedPageNumberPaginator,
-    KeysetPaginator,
-    PaginationError,
-    time_windows,
-)
+from tap_smartflo.call_windows import time_windows
+from tap_smartflo.errors import PaginationError
+from tap_smartflo.pagination import CountedPageNumberPaginator, KeysetPaginator
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 

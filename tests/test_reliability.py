@@ -210,7 +210,7 @@ def test_a_stream_refused_on_its_first_run_is_skipped_on_later_runs_too(tap):
 
 
 def clean_records(api: FakeSmartflo, tap, page_size: int) -> list[dict]:
-    run = tap(base_config(api.url, page_size=page_size))
+    run = tap(base_config(api.url, page_size=page_size), streams=[CONTACTS_STREAM])
     assert run.returncode == 0, run.stderr
     return run.records()
 
@@ -221,11 +221,15 @@ TOLD_TO_WAIT = {"429-retry-after": "retry 1 in 1.0 s"}
 
 @pytest.mark.parametrize("kind", [k for k in FAULT_KINDS if k != "hang"])
 def test_each_transient_fault_is_retried_and_loses_nothing(tap, kind):
+    # Three pages: after two 429s the pace starts low, and each page waits for it.
     with FakeSmartflo(contacts=260) as api:
-        expected = clean_records(api, tap, page_size=50)
+        expected = clean_records(api, tap, page_size=100)
         api.requests.clear()
         api.faults.extend([Fault(kind, CONTACTS), Fault(kind, CONTACTS)])
-        run = tap(base_config(api.url, page_size=50, **FAST_RETRIES))
+        run = tap(
+            base_config(api.url, page_size=100, **FAST_RETRIES),
+            streams=[CONTACTS_STREAM],
+        )
     assert run.returncode == 0, run.stderr
     assert run.records() == expected
     assert [r.fault for r in api.requests].count(kind) == 2
@@ -247,15 +251,15 @@ def test_a_hanging_request_is_abandoned_after_request_timeout(tap):
 
 
 def test_a_storm_of_faults_emits_every_record_exactly_as_a_clean_run(tap):
-    # 20 pages: with the fake's seed, 30% of requests failing brings 8 kinds of
-    # fault, 429s among them (the pace then slows the run: more pages prove no more).
-    with FakeSmartflo(contacts=2000) as api:
-        expected = clean_records(api, tap, page_size=100)
+    # With the fake's seed, 30% of requests failing brings every kind of fault,
+    # 429s among them.
+    with FakeSmartflo(contacts=3000) as api:
+        expected = clean_records(api, tap, page_size=50)
         api.requests.clear()
         api.fault_rate = 0.3
         api.fault_kinds = tuple(k for k in FAULT_KINDS if k != "hang")
         run = tap(
-            base_config(api.url, page_size=100, **FAST_RETRIES),
+            base_config(api.url, page_size=50, **FAST_RETRIES),
             streams=[CONTACTS_STREAM],
         )
     assert run.returncode == 0, run.stderr

@@ -1,0 +1,102 @@
+"""What can go wrong, and a pure judgement of each HTTP answer.
+
+Every permanent failure carries a message that says what to fix; the tap turns it
+into one log line and exit code 1. Transient failures are the SDK's
+``RetriableAPIError``, which the retry policy tries again.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from http import HTTPStatus
+
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+if t.TYPE_CHECKING:
+    import requests
+
+
+class SmartfloError(FatalAPIError):
+    """A permanent failure, with a message that says what to fix."""
+
+
+class EndpointError(SmartfloError):
+    """The API refuses one endpoint (403, 404) while others may work."""
+
+    def __init__(self, message: str, *, status: int, path: str) -> None:
+        """Say why, with the HTTP status and the path it answered."""
+        super().__init__(message)
+        self.status = status
+        self.path = path
+
+
+class LoginRefusedError(SmartfloError):
+    """Smartflo refused the email and password; retrying could lock the account."""
+
+
+class GaveUpError(SmartfloError):
+    """A request kept failing for the whole retry budget."""
+
+
+class PaginationError(SmartfloError):
+    """The API's pages do not add up: going on would loop or duplicate records."""
+
+
+class RetryAtOnceError(RetriableAPIError):
+    """Retry at once, without a backoff wait (a renewed token, for example)."""
+
+
+def server_message(body: object) -> str:
+    """``": <message>"`` when the API said why in its body, else nothing.
+
+    A message can quote what the client sent (a refused token, say): every log line
+    is masked (see ``redact``), so it is shown as the API wrote it.
+    """
+    message = body.get("message") if isinstance(body, dict) else None
+    return f": {str(message)[:200]}" if message else ""
+
+
+def error_for(
+    status: int,
+    *,
+    path: str,
+    credential: str,
+    said: str = "",
+    response: requests.Response | None = None,
+) -> Exception | None:
+    """The error an answer with HTTP ``status`` on ``path`` means; None for success.
+
+    ``credential`` names the setting to check ("api_token", or "email and password")
+    and ``said`` is the API's own message (``server_message``). A 401 ends the run;
+    403 and 404 refuse one endpoint (on Smartflo an unknown path answers 403, so a
+    403 may also mean a wrong ``api_url``); 429 and 5xx are worth retrying, with the
+    ``response`` kept for its Retry-After.
+    """
+    if status == HTTPStatus.UNAUTHORIZED:
+        return SmartfloError(
+            f"Smartflo refused the credentials (HTTP 401 on {path}{said}): check "
+            f"that {credential} is valid and not expired"
+        )
+    if status == HTTPStatus.FORBIDDEN:
+        message = (
+            f"Smartflo answered HTTP 403 on {path}{said}: either the {credential} "
+            "has no permission for this endpoint, or api_url or the path is wrong "
+            "(Smartflo answers 403 for paths it does not know)"
+        )
+        return EndpointError(message, status=status, path=path)
+    if status == HTTPStatus.NOT_FOUND:
+        message = (
+            f"Smartflo answered HTTP 404 on {path}: this server does not have the "
+            "endpoint (check api_url)"
+        )
+        return EndpointError(message, status=status, path=path)
+    if (
+        status == HTTPStatus.TOO_MANY_REQUESTS
+        or status >= HTTPStatus.INTERNAL_SERVER_ERROR
+    ):
+        return RetriableAPIError(f"HTTP {status} on {path}{said}", response)
+    if status >= HTTPStatus.BAD_REQUEST:
+        return SmartfloError(
+            f"Smartflo refused the request (HTTP {status} on {path}){said}"
+        )
+    return None

@@ -1,0 +1,146 @@
+"""Reading pages ahead: which pages are in flight while earlier ones are written.
+
+Page numbers are known in advance, so when the network, not the tap, is what takes
+time, the next pages are fetched while the current one is written; records still
+leave in page order, and each page is judged (end, repeat) before its records leave.
+
+The tap starts one page at a time: an incremental run of one page costs one request,
+and threads would only slow a fast API down. Once waiting on a page takes more than
+NETWORK_SHARE of the time writing one takes (and more than SLOW_WAIT), it keeps a
+page in flight, and doubles the pages in flight (up to ``workers``) whenever it still
+waits that long. With one page ahead nothing is wasted: a full page means the next
+one is needed (more records, or the empty page that ends the data). With more ahead,
+up to ``workers - 1`` requests may go past the last page.
+
+Nothing here knows HTTP or the SDK: a page is whatever ``request(token)`` returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+from collections import deque
+from concurrent.futures import Future
+
+from tap_smartflo.pagination import PageNumberPaginator
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tap_smartflo.pagination import KeysetPaginator
+
+Page = dict[str, t.Any]
+#: Sends one prepared request (on any thread); stops early once the event is set.
+Send = t.Callable[[threading.Event], Page]
+#: Runs a ``Send`` away from the caller; its outcome lands in the future.
+Background = t.Callable[[Send, threading.Event], "Future[Page]"]
+
+#: Fetch pages ahead once waiting for a page takes this share of writing one, and
+#: at least SLOW_WAIT seconds: below that, threads cost more than they hide.
+NETWORK_SHARE = 0.5
+SLOW_WAIT = 0.005
+
+
+def in_background(send: Send, cancelled: threading.Event) -> Future[Page]:
+    """Run ``send`` in a daemon thread, its outcome in the returned future.
+
+    Pages no longer wanted never hold up the end of a stream or the exit, as a
+    thread pool's workers would.
+    """
+    future: Future[Page] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(send(cancelled))
+        except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    return future
+
+
+def read_pages(  # noqa: PLR0913 (the scheduler's inputs, all but two keywords)
+    request: Callable[[t.Any], Send],
+    paginator: PageNumberPaginator | KeysetPaginator,
+    *,
+    records_key: str,
+    workers: int,
+    clock: Callable[[], float] = time.monotonic,
+    background: Background = in_background,
+) -> Iterator[tuple[Page, list[t.Any]]]:
+    """Yield (body, records) for every page, in page order.
+
+    ``request(token)`` is called on the caller's thread (it prepares the request);
+    the ``Send`` it returns may run on another.
+    """
+    if not isinstance(paginator, PageNumberPaginator) or workers == 1:
+        yield from _in_turn(request, paginator, records_key)
+        return
+    cancelled = threading.Event()
+    in_flight: deque[Future[Page]] = deque()
+    ahead = 0
+    waits, writes = _RecentMean(), _RecentMean()
+    token: int | None = paginator.start
+    last_requested = 0
+    try:
+        while token is not None:
+            waiting_since = clock()
+            body = (
+                in_flight.popleft().result() if in_flight else request(token)(cancelled)
+            )
+            waited = clock() - waiting_since
+            last_requested = max(last_requested, token)
+            records = body[records_key]
+            next_token = paginator.next_token(token, body, records)
+            writing_since = clock()
+            yield body, records
+            written = clock() - writing_since
+            if token > paginator.start:  # the first request also connects
+                waits.add(waited)
+                writes.add(written)
+                if next_token is not None and waits.mean > max(
+                    SLOW_WAIT, writes.mean * NETWORK_SHARE
+                ):
+                    ahead = min(max(1, ahead * 2), workers)
+            while next_token is not None and len(in_flight) < ahead:
+                # None: the paginator knows the data ends before that page (a
+                # page it does need is then fetched in turn, above).
+                if (following := paginator.after(last_requested)) is None:
+                    break
+                last_requested = following
+                in_flight.append(background(request(following), cancelled))
+            token = next_token
+    finally:
+        cancelled.set()
+
+
+def _in_turn(
+    request: Callable[[t.Any], Send],
+    paginator: PageNumberPaginator | KeysetPaginator,
+    records_key: str,
+) -> Iterator[tuple[Page, list[t.Any]]]:
+    # The first token may be None (a keyset's "from the start"); after that, None
+    # means there is no next page.
+    never = threading.Event()
+    token: t.Any = paginator.start
+    while True:
+        body = request(token)(never)
+        records = body[records_key]
+        # Judged before the records leave: a repeated page is never emitted.
+        token = paginator.next_token(token, body, records)
+        yield body, records
+        if token is None:
+            return
+
+
+class _RecentMean:
+    """A mean that forgets (exponentially weighted): steady against one slow page."""
+
+    def __init__(self) -> None:
+        self.mean = 0.0
+        self._empty = True
+
+    def add(self, value: float) -> None:
+        self.mean = value if self._empty else 0.7 * self.mean + 0.3 * value
+        self._empty = False

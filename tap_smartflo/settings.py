@@ -1,0 +1,246 @@
+"""The tap's settings: their schema, and the rules JSON Schema cannot say."""
+
+from __future__ import annotations
+
+import ipaddress
+import typing as t
+from urllib.parse import urlparse
+
+from singer_sdk import typing as th
+
+from tap_smartflo.normalize import NormalizationError, parse_time
+
+DEFAULT_API_URL = "https://api-smartflo.tatateleservices.com"
+#: The longest from_date/to_date range public integrations use.
+MAX_CALL_WINDOW_DAYS = 30
+#: Settings whose values never appear in a log line.
+SECRET_SETTINGS = ("api_token", "password")
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        title="API URL",
+        description=(
+            "Base URL of the Smartflo API, https (plain http only for a server "
+            "on this machine). Servetel: https://api.servetel.in, "
+            "Acefone: https://api.acefone.in."
+        ),
+    ),
+    th.Property(
+        "api_token",
+        th.StringType,
+        secret=True,
+        title="API token",
+        description=(
+            "Long-lived Smartflo API token, sent as 'Authorization: Bearer "
+            "<token>'. Set this, or email and password."
+        ),
+    ),
+    th.Property(
+        "email",
+        th.StringType,
+        title="Login email",
+        description=(
+            "Smartflo panel login id, used with password instead of api_token."
+        ),
+    ),
+    th.Property(
+        "password",
+        th.StringType,
+        secret=True,
+        title="Password",
+        description=("Smartflo panel password, used with email instead of api_token."),
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        title="Start date",
+        description=(
+            "Earliest time to extract on the first sync: updated_at for contacts "
+            "and contact groups, the call's start for call records (ISO 8601; a "
+            "time without an offset is read as UTC). Leave empty for all history "
+            "(call records: from 2015-01-01)."
+        ),
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType,
+        default=100,
+        title="Page size",
+        description=(
+            "Records asked for per request. Servers may cap it lower; the tap "
+            "notices and loses nothing."
+        ),
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType,
+        default=60,
+        title="Request timeout",
+        description=(
+            "Seconds to wait for a response before abandoning and retrying it."
+        ),
+    ),
+    th.Property(
+        "lookback_minutes",
+        th.NumberType,
+        default=10,
+        title="Lookback minutes",
+        description=(
+            "Minutes before the previous bookmark that contacts and contact "
+            "groups re-read, for changes committed late on the server. Widens "
+            "requests, never the stored bookmark."
+        ),
+    ),
+    th.Property(
+        "max_concurrent_requests",
+        th.IntegerType,
+        default=4,
+        title="Concurrent requests",
+        description=(
+            "Pages fetched ahead at once, while earlier pages are written "
+            "(records still leave in page order). 1 fetches one page at a time."
+        ),
+    ),
+    th.Property(
+        "max_requests_per_second",
+        th.NumberType,
+        title="Requests per second",
+        description=(
+            "Pin the pace to the account's rate limit (its trunks' calls per "
+            "second). Empty: the tap finds the pace by itself from 429 answers."
+        ),
+    ),
+    th.Property(
+        "retry_max_seconds",
+        th.NumberType,
+        default=300,
+        title="Retry budget",
+        description=(
+            "Seconds the tap keeps retrying one failing request (429, 5xx, "
+            "timeouts, resets, broken bodies) before it stops with an error."
+        ),
+    ),
+    th.Property(
+        "retry_initial_seconds",
+        th.NumberType,
+        default=1,
+        title="First retry wait",
+        description=(
+            "Seconds before the first retry; each further wait doubles (with "
+            "jitter, at most 60 s). A Retry-After header from the API wins."
+        ),
+    ),
+    th.Property(
+        "progress_interval_seconds",
+        th.NumberType,
+        default=30,
+        title="Progress interval",
+        description=(
+            "Seconds between progress lines in the log (per active stream: records, "
+            "requests, 429s, retries; for call records the share of the range done "
+            "and the time left). 0 turns them off; the closing summary is always "
+            "written."
+        ),
+    ),
+    th.Property(
+        "call_records_window_days",
+        th.IntegerType,
+        default=MAX_CALL_WINDOW_DAYS,
+        title="Call records window days",
+        description=(
+            "Days of calls asked for per request window (from_date/to_date), "
+            "1 to 30: public integrations keep to 30, and longer ranges are not "
+            "known to work. Each window costs at least one request, even when "
+            "empty (12 a year of history at 30)."
+        ),
+    ),
+    th.Property(
+        "call_records_lookback_hours",
+        th.NumberType,
+        default=24,
+        title="Call records lookback hours",
+        description=(
+            "Hours before the previous call-records bookmark that each run "
+            "re-reads: a call is recorded when it ends and keyed on when it "
+            "started, and fields such as recording_url are filled in later. "
+            "Keep it above your longest call."
+        ),
+    ),
+).to_dict()
+
+
+def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Check what JSON Schema cannot say; each error names the setting to fix."""
+    errors = []
+    if not config.get("api_token") and not (
+        config.get("email") and config.get("password")
+    ):
+        errors.append(
+            "No credentials: set api_token, or both email and password "
+            "(TAP_SMARTFLO_API_TOKEN, or TAP_SMARTFLO_EMAIL and TAP_SMARTFLO_PASSWORD)"
+        )
+    errors += _api_url_errors(str(config.get("api_url", "")))
+    if start_date := config.get("start_date"):
+        try:
+            parse_time(start_date)
+        except NormalizationError:
+            errors.append(
+                f"start_date {start_date!r} is not an ISO 8601 date-time "
+                "such as 2024-01-01T00:00:00Z"
+            )
+    for name, minimum in (
+        ("page_size", 1),
+        ("max_concurrent_requests", 1),
+        ("max_requests_per_second", 0.001),
+        ("request_timeout", 0.001),
+        ("retry_max_seconds", 0),
+        ("retry_initial_seconds", 0.001),
+    ):
+        value = config.get(name)
+        if isinstance(value, int | float) and value < minimum:
+            errors.append(f"{name} must be positive, got {value}")
+    for name in (
+        "lookback_minutes",
+        "call_records_lookback_hours",
+        "progress_interval_seconds",
+    ):
+        lookback = config.get(name)
+        if isinstance(lookback, int | float) and lookback < 0:
+            errors.append(f"{name} must be zero or more, got {lookback}")
+    days = config.get("call_records_window_days")
+    if isinstance(days, int) and not 1 <= days <= MAX_CALL_WINDOW_DAYS:
+        errors.append(
+            f"call_records_window_days must be 1 to {MAX_CALL_WINDOW_DAYS}, got {days}"
+        )
+    return errors
+
+
+def _api_url_errors(api_url: str) -> list[str]:
+    """An http(s) URL, and https unless the server is on this machine."""
+    url = urlparse(api_url)
+    if url.scheme not in {"http", "https"} or not url.netloc:
+        return [f"api_url {api_url!r} is not an http(s) URL such as {DEFAULT_API_URL}"]
+    if url.scheme == "http" and not _is_loopback(url.hostname):
+        secure = url._replace(scheme="https").geturl()
+        message = (
+            f"api_url {api_url!r} would send the credentials unencrypted: use "
+            f"https:// ({secure}); plain http is only for a server on this machine "
+            "(localhost, 127.0.0.1, ::1)"
+        )
+        return [message]
+    return []
+
+
+def _is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine: a request to it never crosses a network."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
