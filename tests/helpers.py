@@ -46,6 +46,15 @@ REPO = Path(__file__).resolve().parent.parent
 FAST_RETRIES = {"retry_initial_seconds": 0.01, "retry_max_seconds": 30}
 #: A time as the tap writes the fake's times: UTC, RFC 3339, whole seconds.
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
+#: A panel login, for ``FakeSmartflo(logins={EMAIL: PASSWORD})`` to accept.
+EMAIL, PASSWORD = "ops@example.com", "s3cret-Pa55word-value"
+#: Each stream and the path it reads, in the tap's order.
+STREAM_PATHS = {
+    "contacts": "/v1/contacts",
+    "contact_groups": "/v1/contact/groups",
+    "call_records": "/v1/call/records",
+    "users": "/v1/users",
+}
 #: The command ``run_tap_cli`` runs by default (the console script is the same).
 PYTHON_M_TAP = (sys.executable, "-m", "tap_smartflo")
 
@@ -53,6 +62,11 @@ PYTHON_M_TAP = (sys.executable, "-m", "tap_smartflo")
 def base_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:
     """A config for the fake server, plus ``settings``."""
     return {"api_url": api_url, "api_token": TOKEN, **settings}
+
+
+def login_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:
+    """A config that logs in to the fake server with EMAIL and PASSWORD."""
+    return {"api_url": api_url, "email": EMAIL, "password": PASSWORD, **settings}
 
 
 @dataclass

@@ -7,15 +7,15 @@ import re
 from collections import Counter
 
 from fake_smartflo import TOKEN, FakeSmartflo, Fault
-from tests.helpers import FAST_RETRIES, base_config
+from tests.helpers import (
+    EMAIL,
+    FAST_RETRIES,
+    PASSWORD,
+    STREAM_PATHS,
+    base_config,
+    login_config,
+)
 
-EMAIL, PASSWORD = "ops@example.com", "s3cret-Pa55word-value"
-PATHS = {
-    "contacts": "/v1/contacts",
-    "contact_groups": "/v1/contact/groups",
-    "call_records": "/v1/call/records",
-    "users": "/v1/users",
-}
 SUMMARY = re.compile(
     r"Summary: (?P<stream>\w+): (?P<records>[\d,]+) records?, (?P<requests>[\d,]+) "
     r"requests?, (?P<retries>[\d,]+) retr(?:y|ies), (?P<throttled>[\d,]+) throttled "
@@ -44,22 +44,15 @@ def test_the_summary_counts_are_the_real_counts(tap):
                 Fault("reset", "/v1/users"),
             ]
         )
-        config = {
-            "api_url": api.url,
-            "email": EMAIL,
-            "password": PASSWORD,
-            "start_date": start,
-            "page_size": 50,
-            **FAST_RETRIES,
-        }
+        config = login_config(api.url, start_date=start, page_size=50, **FAST_RETRIES)
         run = tap(config)
     assert run.returncode == 0, run.stderr
     found = summaries(run.stderr)
-    assert list(found) == list(PATHS)  # one line per stream, in the tap's order
+    assert list(found) == list(STREAM_PATHS)  # one line per stream, in the tap's order
     records = Counter(m["stream"] for m in run.messages if m["type"] == "RECORD")
     by_path = Counter(r.path for r in api.requests)
     faults = Counter((r.path, r.fault) for r in api.requests if r.fault)
-    for stream, path in PATHS.items():
+    for stream, path in STREAM_PATHS.items():
         line = found[stream]
         assert number(line["records"]) == records[stream], stream
         assert number(line["requests"]) == by_path[path], stream
@@ -177,7 +170,7 @@ def test_the_connection_test_tries_the_next_stream_when_one_is_refused(tap):
 
 def test_the_connection_test_logs_in_with_email_and_password(tap):
     with FakeSmartflo(contacts=5, logins={EMAIL: PASSWORD}) as api:
-        config = {"api_url": api.url, "email": EMAIL, "password": PASSWORD}
+        config = login_config(api.url)
         run = tap(config, args=["--test"])
     assert run.returncode == 0, run.stderr
     assert [r.path for r in api.requests] == ["/v1/auth/login", "/v1/contacts"]

@@ -22,24 +22,21 @@ from fake_smartflo import (
 )
 from tap_smartflo import redact
 from tests.helpers import (
+    EMAIL,
     FAST_RETRIES,
+    PASSWORD,
     assert_no_secret,
     assert_one_clear_line,
     base_config,
     clean_env,
     discovered_catalog,
+    login_config,
 )
 
-EMAIL = "ops@example.com"
-PASSWORD = "s3cret-Pa55word-value"
 CONTACTS = "/v1/contacts"
 #: Tests about one endpoint's faults sync that stream alone, so that other
 #: streams' requests neither slow them down nor dilute the injected faults.
 CONTACTS_STREAM = "contacts"
-
-
-def login_config(api: FakeSmartflo, **settings) -> dict:
-    return {"api_url": api.url, "email": EMAIL, "password": PASSWORD, **settings}
 
 
 # Login
@@ -47,7 +44,7 @@ def login_config(api: FakeSmartflo, **settings) -> dict:
 
 def test_login_with_email_and_password_extracts_everything(tap):
     with FakeSmartflo(contacts=300, logins={EMAIL: PASSWORD}) as api:
-        run = tap(login_config(api))
+        run = tap(login_config(api.url))
     assert run.returncode == 0, run.stderr
     assert sorted(r["id"] for r in run.records()) == sorted(api.store)
     logins = api.requests_to("/v1/auth/login")
@@ -67,7 +64,8 @@ def test_short_lived_tokens_are_renewed_through_a_long_run(tap, expired_status):
         expired_status=expired_status,
     ) as api:
         run = tap(
-            login_config(api, page_size=25, **FAST_RETRIES), streams=[CONTACTS_STREAM]
+            login_config(api.url, page_size=25, **FAST_RETRIES),
+            streams=[CONTACTS_STREAM],
         )
     assert run.returncode == 0, run.stderr
     assert sorted(r["id"] for r in run.records()) == sorted(api.store)
@@ -87,7 +85,7 @@ def test_an_expired_token_is_renewed_once_on_refusal(tap):
             return status, payload
 
         api.login = login_lying_about_lifetime  # type: ignore[method-assign]
-        run = tap(login_config(api, **FAST_RETRIES))
+        run = tap(login_config(api.url, **FAST_RETRIES))
     # Each token works for no request, so the tap must give up, not loop.
     assert_one_clear_line(run, "refused the credentials")
     assert "email and password" in run.stderr
@@ -99,7 +97,7 @@ def test_a_refused_login_fails_at_once_without_retry(tap, status):
     with FakeSmartflo(
         contacts=50, logins={EMAIL: "another"}, login_failure_status=status
     ) as api:
-        run = tap(login_config(api, **FAST_RETRIES))
+        run = tap(login_config(api.url, **FAST_RETRIES))
     assert_one_clear_line(run, f"refused the login for {EMAIL}")
     assert "The username or password is incorrect." in run.stderr
     assert len(api.requests_to("/v1/auth/login")) == 1
@@ -111,7 +109,7 @@ def test_a_refused_login_fails_at_once_without_retry(tap, status):
 def test_login_survives_a_transient_server_error(tap):
     with FakeSmartflo(contacts=50, logins={EMAIL: PASSWORD}) as api:
         api.faults.append(Fault("503", "/v1/auth/login"))
-        run = tap(login_config(api, **FAST_RETRIES))
+        run = tap(login_config(api.url, **FAST_RETRIES))
     assert run.returncode == 0, run.stderr
     assert len(run.records()) == 50
     assert len(api.requests_to("/v1/auth/login")) == 2
@@ -346,7 +344,7 @@ def test_no_secret_appears_at_any_log_level(tap, mode):
         config = (
             base_config(api.url, page_size=50, **FAST_RETRIES)
             if mode == "token"
-            else login_config(api, page_size=50, **FAST_RETRIES)
+            else login_config(api.url, page_size=50, **FAST_RETRIES)
         )
         run = tap(config, env=clean_env(LOGLEVEL="DEBUG"))
         issued = [t for t in api.tokens if t.startswith("eyJ")]
@@ -401,7 +399,7 @@ def test_a_login_throttled_with_retry_after_in_the_body_waits_as_told(tap):
     with throttled as api:
         api.faults.append(Fault(LOGIN_THROTTLED, "/v1/auth/login"))
         run = tap(
-            login_config(api, retry_initial_seconds=0.01, retry_max_seconds=30),
+            login_config(api.url, retry_initial_seconds=0.01, retry_max_seconds=30),
             streams=[CONTACTS_STREAM],
         )
     assert run.returncode == 0, run.stderr
@@ -416,7 +414,7 @@ def test_a_login_throttled_with_retry_after_in_the_body_waits_as_told(tap):
 def test_a_login_told_to_wait_beyond_the_retry_budget_stops_with_a_sentence(tap):
     with FakeSmartflo(logins={EMAIL: PASSWORD}, login_retry_after=600) as api:
         api.faults.append(Fault(LOGIN_THROTTLED, "/v1/auth/login"))
-        run = tap(login_config(api, retry_max_seconds=30))
+        run = tap(login_config(api.url, retry_max_seconds=30))
     assert_one_clear_line(run, "asks to wait")
     assert len(api.requests_to("/v1/auth/login")) == 1
     assert_no_secret(run, PASSWORD)
@@ -469,7 +467,9 @@ def test_a_token_pasted_with_a_newline_works_and_stays_secret(tap, api):
 def test_a_login_answered_with_429_backs_off(tap):
     with FakeSmartflo(contacts=20, logins={EMAIL: PASSWORD}) as api:
         api.faults.extend([Fault("429", "/v1/auth/login")] * 3)
-        run = tap(login_config(api, retry_initial_seconds=0.2, retry_max_seconds=20))
+        run = tap(
+            login_config(api.url, retry_initial_seconds=0.2, retry_max_seconds=20)
+        )
     assert run.returncode == 0, run.stderr
     assert len(api.requests_to("/v1/auth/login")) == 4
     assert "in 0.0 s" not in run.stderr  # backed off, not hammered

@@ -7,14 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from fake_smartflo import IST, FakeSmartflo
 from scripts.catalog import select_streams
-from tests.helpers import base_config
+from tests.helpers import STREAM_PATHS, base_config
 
-STREAMS = {
-    "contacts": "/v1/contacts",
-    "contact_groups": "/v1/contact/groups",
-    "call_records": "/v1/call/records",
-    "users": "/v1/users",
-}
 START = (datetime.now(timezone.utc) - timedelta(days=4)).replace(microsecond=0)
 
 
@@ -38,7 +32,7 @@ def test_all_four_streams_in_one_run_are_complete_once_and_valid(tap):
         run = tap(base_config(api.url, start_date="2024-01-01T00:00:00Z", page_size=40))
     assert run.returncode == 0, run.stderr
     expected = expected_ids(api)
-    for stream in STREAMS:
+    for stream in STREAM_PATHS:
         ids = [r["id"] for r in run.records(stream)]
         assert sorted(ids) == expected[stream], stream
         assert run.schema_errors(stream) == [], stream
@@ -51,7 +45,7 @@ def test_a_stream_deselected_in_the_catalog_is_neither_requested_nor_emitted(tap
     with full_api() as api:
         config = base_config(api.url, start_date=START.isoformat())
         catalog = json.loads(tap(config, args=["--discover"]).stdout)
-        assert {s["tap_stream_id"] for s in catalog["streams"]} == set(STREAMS)
+        assert {s["tap_stream_id"] for s in catalog["streams"]} == set(STREAM_PATHS)
         run = tap(config, catalog=select_streams(catalog, ["contact_groups", "users"]))
     assert run.returncode == 0, run.stderr
     emitted = {m["stream"] for m in run.messages if m["type"] in {"SCHEMA", "RECORD"}}
@@ -83,10 +77,10 @@ def test_each_stream_keeps_its_own_bookmark(tap):
 
     for stream in ("contacts", "contact_groups"):
         sent = datetime.fromisoformat(first.bookmark(stream)) - timedelta(seconds=1)
-        assert updated_after(STREAMS[stream]) == sent.strftime("%Y-%m-%d %H:%M:%S")
+        assert updated_after(STREAM_PATHS[stream]) == sent.strftime("%Y-%m-%d %H:%M:%S")
     # Call records start a lookback (24 hours) before their own bookmark.
     calls_from = datetime.fromisoformat(first.bookmark("call_records"))
-    first_window = api.requests_to(STREAMS["call_records"])[0].params["from_date"]
+    first_window = api.requests_to(STREAM_PATHS["call_records"])[0].params["from_date"]
     sent_from = datetime.strptime(first_window, "%Y-%m-%d %H:%M:%S").replace(tzinfo=IST)
     assert sent_from == calls_from - timedelta(hours=24, seconds=1)
     # Only the changed contact moved its stream's bookmark.
