@@ -328,7 +328,9 @@ def _without_deprecations(run: TapRun) -> TapRun:
     The SDK's command shows each DeprecationWarning once, as a log line (it adds a
     "once" filter and captures warnings), whatever pytest's filters say.
     """
-    deprecations = [line for line in run.stderr.splitlines() if "Deprecation" in line]
+    lines = run.stderr.splitlines()
+    # DeprecationWarning, PendingDeprecationWarning, SingerSDKDeprecationWarning.
+    deprecations = [line for line in lines if "DeprecationWarning" in line]
     assert not deprecations, "the tap used something deprecated:\n" + "\n".join(
         deprecations
     )
