@@ -33,8 +33,11 @@ filling freed slots with more refusals.
 - Recovery goes by time, not by successes (which come slowly at a low pace): each
   ``RECOVER`` seconds the level climbs half the way back to the last good level,
   which each cut of the tap's own lowers by one, never below the proof.
-- At the good level, proven and held back by the pace, the pacer probes a quarter
-  more (at least one) after ``PROBE_AFTER`` seconds. A probe the account accepts
+- At the good level, proven and held back by the pace, the pacer probes for more
+  after ``PROBE_AFTER`` seconds: double the level until the account refuses a probe
+  (a pace set by refusals at the very start, before anything proved one, is then
+  far below the limit and comes back within seconds), a quarter more (at least
+  one) after that. A probe the account accepts
   proves the new level and the next follows soon; each one it refuses doubles the
   wait (up to ``PROBE_LONGEST``). So a stable limit costs two refusals a probe, a
   few a minute, and a limit that grew is found within seconds.
@@ -108,6 +111,8 @@ class Pacer:
         self._last_cut = float("-inf")
         self._changed = float("-inf")  # when the level last moved
         self._probe_after = PROBE_AFTER
+        #: Probes double the level until the account refuses one (slow start).
+        self._doubling = True
         self._probing = False
         self._forgiven = False  # a refusal beyond the proof, at this level
         self._refused_in_row = 0
@@ -170,12 +175,19 @@ class Pacer:
                 self._forgiven = True
                 return
             level = max(1, proven)
+            # Slow start only while no cut has had a proof to stand on: refused
+            # before anything proved a pace, the tap knows nothing of the limit,
+            # so it looks again soon, and fast.
+            self._doubling = self._doubling and proven == 0
+            if self._doubling:
+                self._probe_after = CLEAR
             if self.level is None or self._probing:
                 self.good = level
             else:
                 self.good = max(level, self.good - 1)
             if self._probing:
                 self._probing = False
+                self._doubling = False
                 self._probe_after = min(
                     max(PROBE_AFTER, 2 * self._probe_after), PROBE_LONGEST
                 )
@@ -242,7 +254,8 @@ class Pacer:
             and self._proven(now) >= self.level
             and now - self._changed >= self._probe_after
         ):
-            self.good = self.level + max(1, self.level // 4)
+            step = self.level if self._doubling else max(1, self.level // 4)
+            self.good = self.level + step
             self._probing = True
             self._move(self.good, now)
 

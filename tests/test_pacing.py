@@ -254,6 +254,25 @@ def test_the_floor_is_one_request_a_window_and_the_pace_returns_after():
     assert pacer.level >= 4
 
 
+def test_a_pace_set_by_refusals_at_the_start_doubles_back_until_a_probe_is_refused():
+    # Others filled the account as the run began: the first two requests were
+    # refused, before anything proved a pace, so the pace fell to the floor. The
+    # account really allows 40 a second: the pace doubles back (slow start), then
+    # creeps once a probe has been refused.
+    clock = Clock()
+    account = Account(clock, limit=0)
+    pacer = paced(clock)
+    send(pacer, account, 2)
+    assert pacer.level == 1
+    account.limit = 40
+    began = clock.now
+    while (pacer.level or 0) < 32:
+        send(pacer, account, 1)
+        assert clock.now - began < 12, f"level {pacer.level} after 12 s"
+    send(pacer, account, 400)
+    assert 30 <= pacer.level <= 42
+
+
 def test_the_pace_probes_only_while_it_holds_the_tap_back():
     clock, account, pacer = settled(limit=4)
     for _ in range(30):  # a slow stretch: one request every two seconds
