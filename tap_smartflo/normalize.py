@@ -1,9 +1,10 @@
 """Pure functions that give every value leaving the tap one type and one format.
 
-Smartflo writes times in at least seven ways (``+0000``, ``+0530``, ``Z`` with
-milliseconds, naive ``Y-m-d H:i:s`` in IST, ``d-m-Y H:i:s``, epoch seconds) and ids as
-numbers or numeric strings. Everything here turns those into one shape: UTC RFC 3339
-with a colon in the offset, and integers for numeric ids.
+Smartflo writes times in at least eight ways (``+0000``, ``+0530``, ``Z`` with
+milliseconds, naive ``Y-m-d H:i:s`` in IST, ``d-m-Y H:i:s``, epoch seconds, Mongo's
+``{"$date": {"$numberLong": "<epoch ms>"}}``) and ids as numbers or numeric strings.
+Everything here turns those into one shape: UTC RFC 3339 with a colon in the offset,
+and integers for numeric ids.
 
 The API is written in PHP, whose JSON encoder writes an empty object as ``[]`` and a
 list with gaps in its keys as ``{"0": ..., "2": ...}``: containers are read with that
@@ -33,6 +34,7 @@ _SECONDS_LEN = 19  # len("2024-05-08T12:45:03")
 #: such as 20240508, are not taken for epochs.
 _EPOCH_DIGITS = frozenset({9, 10, 12, 13})
 _EPOCH_MILLISECONDS = 1e11
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class NormalizationError(ValueError):
@@ -54,6 +56,8 @@ def parse_time(value: object, *, naive_tz: timezone = IST) -> datetime | None:
         raise NormalizationError(msg)
     if isinstance(value, int | float | Decimal):
         return _from_epoch(value)
+    if isinstance(value, dict):
+        return _from_mongo_date(value)
     if not isinstance(value, str):
         msg = f"{value!r} is not a time"
         raise NormalizationError(msg)
@@ -81,6 +85,29 @@ def _from_epoch(value: float | Decimal) -> datetime:
     except (ValueError, OverflowError, OSError):
         msg = f"{value!r} is not a time"
         raise NormalizationError(msg) from None
+
+
+def _from_mongo_date(value: dict[str, t.Any]) -> datetime:
+    """A date in MongoDB's extended JSON, as the broadcast leads endpoint sends them.
+
+    Canonical ``{"$date": {"$numberLong": "<epoch ms>"}}``, and the relaxed forms
+    ``{"$date": "<ISO 8601>"}`` and ``{"$date": <epoch ms>}``. Milliseconds are
+    counted exactly (no float), whatever their size.
+    """
+    inner = value.get("$date") if len(value) == 1 else None
+    if isinstance(inner, dict) and inner.keys() == {"$numberLong"}:
+        inner = inner["$numberLong"]
+        inner = int(inner) if isinstance(inner, str) and _is_integer(inner) else None
+    if isinstance(inner, int) and not isinstance(inner, bool):
+        return _EPOCH + timedelta(milliseconds=inner)
+    if isinstance(inner, str):
+        return t.cast("datetime", parse_time(inner, naive_tz=UTC))
+    msg = f"{value!r} is not a time"
+    raise NormalizationError(msg)
+
+
+def _is_integer(text: str) -> bool:
+    return text.lstrip("-").isdigit()
 
 
 def _parse_other(text: str, naive_tz: timezone) -> datetime:
@@ -156,7 +183,7 @@ def to_int(value: object) -> int | None:
         return t.cast("int", value)
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit():
+        if _is_integer(text):
             return int(text)
         if text == "":
             return None
@@ -192,6 +219,29 @@ def date_time_text(date: object, time: object) -> str | None:
     return f"{date} {time}"
 
 
+def json_in_text(value: object) -> object:
+    """A JSON document the API sent as text (``'["Name"]'``), decoded.
+
+    Anything else is returned as it is, text that is not JSON included: the
+    field's converter then gives it the field's one type (``"Name"`` where a list
+    belongs becomes ``["Name"]``), so nothing is lost. Empty text is no value.
+    Fractions stay exact, as in the rest of the page.
+    """
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return None
+    try:
+        return json.loads(value, parse_float=Decimal)
+    except ValueError:
+        return value
+
+
+def decoded(name: str) -> Source:
+    """The raw value of the field ``name``, a JSON document sent as text, decoded."""
+    return lambda raw: json_in_text(raw.get(name))
+
+
 def to_text(value: object) -> str | None:
     """Return a free-form value as text (JSON for numbers, booleans and structures)."""
     if value is None or value.__class__ is str:
@@ -218,7 +268,7 @@ def to_number(value: object) -> Decimal | int | None:
         text = value.strip()
         if text == "":
             return None
-        if text.lstrip("-").isdigit():
+        if _is_integer(text):
             return int(text)
         with contextlib.suppress(ArithmeticError):
             number = Decimal(text)

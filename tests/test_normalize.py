@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from tap_smartflo.normalize import (
     NormalizationError,
     RecordNormalizer,
     date_time_text,
+    decoded,
     not_available_as_null,
     to_id_text,
     to_int,
@@ -196,3 +199,80 @@ def test_unknown_fields_are_reported_once_each():
     normalize({"id": 2, "new": 1, "newer": 2})
     assert normalize.newly_unknown() == ["newer"]
     assert normalize.newly_unknown() == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Broadcast leads: Mongo's extended JSON, epoch milliseconds as text.
+        ({"$date": {"$numberLong": "1616099994000"}}, "2021-03-18T20:39:54+00:00"),
+        (
+            {"$date": {"$numberLong": "1616099994123"}},
+            "2021-03-18T20:39:54.123000+00:00",
+        ),
+        ({"$date": 1616099994000}, "2021-03-18T20:39:54+00:00"),
+        ({"$date": "2021-03-18T20:39:54.000Z"}, "2021-03-18T20:39:54+00:00"),
+        # Broadcasts: epoch seconds, as a number or as its digits.
+        (1716882600, "2024-05-28T07:50:00+00:00"),
+        ("1716882600", "2024-05-28T07:50:00+00:00"),
+    ],
+)
+def test_mongo_dates_and_epoch_seconds_become_one_exact_instant(raw, expected):
+    assert to_utc_rfc3339(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"$date": {"$numberLong": "soon"}},
+        {"$date": {"$numberInt": "1"}},
+        {"$date": None},
+        {"when": 1616099994000},
+        {"$date": True},
+    ],
+)
+def test_an_object_that_is_not_a_mongo_date_is_an_error(raw):
+    with pytest.raises(NormalizationError):
+        to_utc_rfc3339(raw)
+
+
+JSON_IN_TEXT = {
+    "properties": {
+        "header": {"type": ["array", "null"], "items": {"type": ["string", "null"]}},
+        "field_map": {"type": ["object", "null"]},
+    }
+}
+
+
+def leads_normalizer() -> RecordNormalizer:
+    return RecordNormalizer(
+        JSON_IN_TEXT,
+        derived={"header": decoded("header"), "field_map": decoded("field_map")},
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "field_map", "expected_header", "expected_map"),
+    [
+        (
+            '["Phone Number", "Name"]',
+            '{"field_0": true, "rate": 1.5}',
+            ["Phone Number", "Name"],
+            {"field_0": True, "rate": Decimal("1.5")},
+        ),
+        # Already JSON: kept as it is.
+        (["Phone Number"], {"field_0": False}, ["Phone Number"], {"field_0": False}),
+        # Empty text and JSON null are no value.
+        ("", "null", None, None),
+        (None, "  ", None, None),
+        # Text that is not JSON is kept, in the field's one type.
+        ("Phone Number", "field_0", ["Phone Number"], {"value": "field_0"}),
+        # JSON of another type than the field's: the field's type, nothing lost.
+        ('"Name"', "[1, 2]", ["Name"], {"value": [1, 2]}),
+    ],
+)
+def test_json_sent_as_text_leaves_as_json_of_the_fields_one_type(
+    header, field_map, expected_header, expected_map
+):
+    record = leads_normalizer()({"header": header, "field_map": field_map})
+    assert record == {"header": expected_header, "field_map": expected_map}
