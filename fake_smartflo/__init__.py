@@ -9,9 +9,11 @@ One module per job:
 
 - ``data``: the seeded records, and the changes tests make between runs
   (``add_contacts``, ``touch``, ``soft_delete``, ``add_groups``, ``touch_group``,
-  ``add_calls``, ``add_call``, ``touch_call``, ``add_users``);
+  ``add_calls``, ``add_call``, ``touch_call``, ``add_users``, ``add_departments``,
+  ``remove_department``, ``add_broadcast_list``, ``add_broadcasts``);
 - ``render``: how the API writes records (zones, time formats, ids as text);
-- ``endpoints``: query parameters, pages and each endpoint's quirks;
+- ``endpoints``: query parameters, pages and each endpoint's quirks, and the GET
+  paths that change a broadcast (recorded in ``broadcast_actions``);
 - ``logins``: accepted tokens, their expiry, and ``POST /v1/auth/login``;
 - ``faults``: injected failures and the account's rate limit;
 - ``server``: the HTTP server, the request log, and ``FakeSmartflo``, which

@@ -15,6 +15,7 @@ FIELD_MAP = ["Phone Number", "Name", "Email Id", "Address", "Company Name"]
 VISIBLE_TO: tuple[list[object] | None, ...] = (None, ["Sales"], ["Sales", 12])
 #: The share of calls that were answered (and so have a recording).
 ANSWERED = 0.7
+DEPARTMENTS = ("Sales", "Support", "Billing", "Renewals", "Escalations")
 
 
 @dataclass
@@ -80,6 +81,84 @@ class User:
 
 
 @dataclass
+class Department:
+    """A department (a queue of agents)."""
+
+    id: int
+    name: str
+    #: (agent id, agent name) of each agent in it.
+    agents: list[tuple[str, str]]
+    use_as_queue: bool
+    calls_answered: int
+    calls_missed: int
+    sticky_agent: bool
+
+
+@dataclass
+class Ivr:
+    """An IVR and its menu: (option, destination type, destination id) per key."""
+
+    id: int
+    name: str
+    recording: int
+    invalid_recording: int
+    menu: list[tuple[str, str, int | None]]
+
+
+@dataclass
+class Number:
+    """One of the account's numbers (DIDs)."""
+
+    id: int
+    did: str
+    alias: str | None
+    destination: str
+
+
+@dataclass
+class BroadcastList:
+    """A list of leads that broadcasts (outbound campaigns) dial."""
+
+    id: int
+    name: str
+
+
+@dataclass
+class Lead:
+    """A lead of a broadcast list (stored in MongoDB on Smartflo's side)."""
+
+    id: str
+    list_id: int
+    phone: str
+    name: str
+    call_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class Broadcast:
+    """A broadcast: an outbound campaign dialling a list."""
+
+    id: str
+    name: str
+    list_id: int
+    #: 0 scheduled, 1 running, 2 paused, 3 ended (the dangerous GET paths change it).
+    status: int
+    start: datetime
+    end: datetime | None
+    created_at: datetime
+
+
+@dataclass
+class DialerCampaign:
+    """A dialer campaign."""
+
+    id: int
+    name: str
+
+
+@dataclass
 class Dataset:
     """Contacts, contact groups, call records and users, seeded from ``seed``.
 
@@ -97,6 +176,14 @@ class Dataset:
     #: "hex" (24 hex digits), "int" (older accounts) or "mixed".
     call_ids: str = "hex"
     users: int = 0
+    departments: int = 0
+    ivrs: int = 0
+    #: The account's numbers (DIDs).
+    numbers: int = 0
+    broadcast_lists: int = 0
+    leads_per_list: int = 0
+    broadcasts: int = 0
+    dialer_campaigns: int = 0
     #: Recording URLs carry this access token in their query string, as Smartflo's do.
     recording_token: str = "rec-0123456789abcdef0123"  # noqa: S105 (made up)
 
@@ -120,6 +207,7 @@ class Dataset:
             self.calls, between=(now - self.call_history, now - timedelta(hours=1))
         )
         self.add_users(self.users)
+        self._seed_reference_data()
 
     def tick(self, seconds: int = 60) -> datetime:
         """Move the server's clock on and return it."""
@@ -309,4 +397,118 @@ class Dataset:
                     extension=1000 + len(self.user_store),
                 )
                 ids.append(user_id)
+        return ids
+
+    # Reference data and outbound campaigns
+
+    def _seed_reference_data(self) -> None:
+        # A generator of their own: the data above stays what it was before these
+        # endpoints existed, however many of these are seeded.
+        self.reference_rng = random.Random(self.seed + 1)  # noqa: S311 (test data)
+        self.department_store: dict[int, Department] = {}
+        self.ivr_store: dict[int, Ivr] = {}
+        self.number_store: dict[int, Number] = {}
+        self.list_store: dict[int, BroadcastList] = {}
+        self.lead_store: dict[int, list[Lead]] = {}
+        self.broadcast_store: dict[str, Broadcast] = {}
+        self.campaign_store: dict[int, DialerCampaign] = {}
+        self.add_departments(self.departments)
+        for n in range(1, self.ivrs + 1):
+            self.ivr_store[300 + n] = Ivr(
+                id=300 + n,
+                name=f"IVR {n}",
+                recording=5500 + 2 * n,
+                invalid_recording=5501 + 2 * n,
+                menu=[
+                    ("1", "department", 21930),
+                    ("2", "ivr", 300 + n),
+                    ("9", "hangup", None),
+                ],
+            )
+        for n in range(1, self.numbers + 1):
+            self.number_store[n] = Number(
+                id=n,
+                did=f"+9180690{n:05d}",
+                alias=None if n % 2 else f"Line {n}",
+                destination="department" if n % 3 else "ivr",
+            )
+        for _ in range(self.broadcast_lists):
+            self.add_broadcast_list(self.leads_per_list)
+        self.add_broadcasts(self.broadcasts)
+        for n in range(1, self.dialer_campaigns + 1):
+            self.campaign_store[900 + n] = DialerCampaign(900 + n, f"Campaign {n}")
+
+    def add_departments(self, count: int) -> list[int]:
+        """Add ``count`` departments, each with a few of the agents users have."""
+        rng = self.reference_rng
+        ids = []
+        with self.lock:
+            for _ in range(count):
+                department_id = 21930 + 7 * len(self.department_store)
+                name = DEPARTMENTS[len(self.department_store) % len(DEPARTMENTS)]
+                agents = [
+                    (f"0{370701 + n}0001", rng.choice(FIRST_NAMES))
+                    for n in range(rng.randint(0, 3))
+                ]
+                self.department_store[department_id] = Department(
+                    id=department_id,
+                    name=f"{name} {len(self.department_store) + 1}",
+                    agents=agents,
+                    use_as_queue=rng.random() < 0.5,  # noqa: PLR2004
+                    calls_answered=rng.randint(0, 5000),
+                    calls_missed=rng.randint(0, 500),
+                    sticky_agent=rng.random() < 0.5,  # noqa: PLR2004
+                )
+                ids.append(department_id)
+        return ids
+
+    def remove_department(self, department_id: int) -> None:
+        """Delete a department: the API stops returning it."""
+        with self.lock:
+            del self.department_store[department_id]
+
+    def add_broadcast_list(self, leads: int) -> int:
+        """Add a broadcast list with ``leads`` leads; return its id."""
+        rng = self.reference_rng
+        with self.lock:
+            list_id = 4401 + len(self.list_store)
+            self.list_store[list_id] = BroadcastList(list_id, f"Leads {list_id}")
+            self.lead_store[list_id] = []
+            for n in range(leads):
+                created = self.base_time + timedelta(
+                    seconds=rng.randint(0, 86400), milliseconds=rng.randint(0, 999)
+                )
+                self.lead_store[list_id].append(
+                    Lead(
+                        id=f"{rng.getrandbits(96):024x}",
+                        list_id=list_id,
+                        phone=f"+9197{list_id:04d}{n:04d}",
+                        name=f"{rng.choice(FIRST_NAMES)} {n}",
+                        call_count=rng.randint(0, 4),
+                        created_at=created,
+                        updated_at=created + timedelta(minutes=rng.randint(0, 600)),
+                    )
+                )
+        return list_id
+
+    def add_broadcasts(self, count: int) -> list[str]:
+        """Add ``count`` broadcasts dialling the lists (list 4401 if there are none)."""
+        rng = self.reference_rng
+        lists = sorted(self.list_store) or [4401]
+        ids = []
+        with self.lock:
+            for _ in range(count):
+                n = len(self.broadcast_store)
+                start = self.base_time + timedelta(hours=n)
+                broadcast = Broadcast(
+                    id=f"{rng.getrandbits(96):024x}",
+                    name=f"Broadcast {n + 1}",
+                    list_id=lists[n % len(lists)],
+                    status=n % 4,
+                    start=start,
+                    end=None if n % 3 == 0 else start + timedelta(days=1),
+                    created_at=start - timedelta(days=1),
+                )
+                self.broadcast_store[broadcast.id] = broadcast
+                ids.append(broadcast.id)
         return ids

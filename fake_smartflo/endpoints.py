@@ -1,7 +1,14 @@
-"""The four list endpoints: their query parameters, their pages, and their quirks."""
+"""The read endpoints: their query parameters, their pages, and their quirks.
+
+Also the GET paths that are not reads: ``/v1/broadcast/{start,pause,resume,end}/{id}``
+start or stop a campaign on the real API. The fake serves them as the state changes
+they are, and records each in ``broadcast_actions``, so a test can see a tap that
+touched one.
+"""
 
 from __future__ import annotations
 
+import re
 import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -12,10 +19,29 @@ from fake_smartflo.render import CALL_DATE_FORMAT, IST
 
 #: A request's query parameters (the last value of each).
 Params = dict[str, str]
-#: A response body, before it is written as JSON.
-Body = dict[str, object]
-#: What serves one (method, path): the query parameters in, the body out.
+#: A response body, before it is written as JSON (an object, or a bare array).
+Body = t.Any
+#: What serves one (method, path): the query parameters (and the path's own, such
+#: as ``list_id``) in, the body out.
 Route = t.Callable[[Params], Body]
+#: The features an account may lack, and the paths each one serves: without it,
+#: those paths answer 403 (as the real API does for a token or an account without
+#: the dialer or broadcast feature).
+FEATURE_PATHS = {
+    "broadcast": frozenset(
+        {"/v1/broadcast/lists", "/v1/broadcast/leads/{list_id}", "/v2/broadcasts"}
+    ),
+    "dialer": frozenset({"/v1/dialer/campaign"}),
+}
+
+
+def _path_pattern(template: str) -> str:
+    """A regular expression for a path template: ``{name}`` matches one segment."""
+    return re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+
+
+#: GET paths that change a broadcast, and the status each one leaves it in.
+BROADCAST_ACTIONS = {"start": 1, "pause": 2, "resume": 1, "end": 3}
 
 
 @dataclass
@@ -34,7 +60,12 @@ class Endpoints(Dataset):
       server that does not filter); calls started in the same second can be
       shuffled on each request; calls can arrive while a window is read; and one
       page of one window can answer a body without results;
-    - users come in ``last_seen_id`` keyset pages with ``has_more``.
+    - users come in ``last_seen_id`` keyset pages with ``has_more``;
+    - departments, numbers and broadcast lists and leads are bare arrays, IVRs and
+      dialer campaigns one object holding them all; leads of a list in
+      ``broken_leads_lists`` (or of no list) answer an error object, not a list;
+    - broadcasts come in pages of at most 100;
+    - ``features_off`` ("broadcast", "dialer") refuses those features' paths.
     """
 
     page_cap: int = 100
@@ -56,16 +87,48 @@ class Endpoints(Dataset):
     late_calls_during_read: int = 0
     #: (from_date, page) of the one page that answers a body without results.
     broken_call_page: tuple[str, str] | None = None
+    #: Features the account lacks (keys of FEATURE_PATHS): their paths answer 403.
+    features_off: frozenset[str] = frozenset()
+    #: Lists whose leads answer an error object instead of a list.
+    broken_leads_lists: frozenset[int] = frozenset()
     late_arrivals: list[str | int] = field(default_factory=list, init=False)
+    #: (action, broadcast id) of every request that changed a broadcast.
+    broadcast_actions: list[tuple[str, str]] = field(default_factory=list, init=False)
 
     def routes(self) -> dict[tuple[str, str], Route]:
-        """(method, path) -> what serves it; any other path is answered 403."""
-        return {
+        """(method, path) -> what serves it; any other path is answered 403.
+
+        A path may hold ``{name}`` parts, passed to the route as parameters.
+        """
+        routes: dict[tuple[str, str], Route] = {
             ("GET", "/v1/contacts"): self.list_contacts,
             ("GET", "/v1/contact/groups"): self.list_contact_groups,
             ("GET", "/v1/call/records"): self.list_call_records,
             ("GET", "/v1/users"): self.list_users,
+            ("GET", "/v1/departments"): self.list_departments,
+            ("GET", "/v1/ivrs"): self.list_ivrs,
+            ("GET", "/v1/my_number"): self.list_numbers,
+            ("GET", "/v1/broadcast/lists"): self.list_broadcast_lists,
+            ("GET", "/v1/broadcast/leads/{list_id}"): self.list_leads,
+            ("GET", "/v2/broadcasts"): self.list_broadcasts,
+            ("GET", "/v1/dialer/campaign"): self.list_dialer_campaigns,
         }
+        for action in BROADCAST_ACTIONS:
+            path = f"/v1/broadcast/{action}/{{broadcast_id}}"
+            routes["GET", path] = self._changer(action)
+        off = set().union(*(FEATURE_PATHS[name] for name in self.features_off))
+        return {key: route for key, route in routes.items() if key[1] not in off}
+
+    def resolve(self, method: str, path: str) -> tuple[Route, Params] | None:
+        """The route serving ``method`` ``path``, and the parameters in the path."""
+        routes = self.routes()
+        if (route := routes.get((method, path))) is not None:
+            return route, {}
+        for (route_method, template), route in routes.items():
+            match = re.fullmatch(_path_pattern(template), path)
+            if route_method == method and match:
+                return route, match.groupdict()
+        return None
 
     render_call = staticmethod(render.render_call)
 
@@ -199,3 +262,76 @@ class Endpoints(Dataset):
             ),
             "data": [render.render_user(u, self.ids_as_strings) for u in chunk],
         }
+
+    # Reference data and outbound campaigns
+
+    def list_departments(self, _params: Params) -> Body:
+        """``GET /v1/departments``: a bare array, ids and counters as strings."""
+        with self.lock:
+            rows = sorted(self.department_store.values(), key=lambda d: d.id)
+        return [render.render_department(d) for d in rows]
+
+    def list_ivrs(self, _params: Params) -> Body:
+        """``GET /v1/ivrs``: every IVR under ``ivrs``."""
+        with self.lock:
+            rows = sorted(self.ivr_store.values(), key=lambda ivr: ivr.id)
+        return {"ivrs": [render.render_ivr(i, self.ids_as_strings) for i in rows]}
+
+    def list_numbers(self, _params: Params) -> Body:
+        """``GET /v1/my_number``: the account's numbers (DIDs), a bare array."""
+        with self.lock:
+            rows = sorted(self.number_store.values(), key=lambda number: number.id)
+        return [render.render_number(number) for number in rows]
+
+    def list_broadcast_lists(self, _params: Params) -> Body:
+        """``GET /v1/broadcast/lists``: a bare array."""
+        with self.lock:
+            rows = sorted(self.list_store.values(), key=lambda item: item.id)
+        return [render.render_broadcast_list(r, self.ids_as_strings) for r in rows]
+
+    def list_leads(self, params: Params) -> Body:
+        """``GET /v1/broadcast/leads/{list_id}``: a bare array, or an error object."""
+        list_id = int(params["list_id"]) if params["list_id"].isdigit() else None
+        with self.lock:
+            broadcast_list = self.list_store.get(list_id or 0)
+            leads = list(self.lead_store.get(list_id or 0, []))
+        if broadcast_list is None or list_id in self.broken_leads_lists:
+            return {
+                "status": "error",
+                "message": f"Invalid list id {params['list_id']}",
+            }
+        return [render.render_lead(lead, broadcast_list.name) for lead in leads]
+
+    def list_broadcasts(self, params: Params) -> Body:
+        """``GET /v2/broadcasts``: pages of at most 100."""
+        page, limit = self.page_params(params)
+        limit = min(limit, 100)
+        with self.lock:
+            rows = sorted(self.broadcast_store.values(), key=lambda b: b.created_at)
+        chunk = rows[(page - 1) * limit : page * limit]
+        return {
+            "page": page,
+            "size": len(chunk),
+            "limit": limit,
+            "broadcast_limit": 10,
+            "results": [render.render_broadcast(b) for b in chunk],
+        }
+
+    def list_dialer_campaigns(self, _params: Params) -> Body:
+        """``GET /v1/dialer/campaign``: every campaign under ``data``."""
+        with self.lock:
+            rows = sorted(self.campaign_store.values(), key=lambda c: c.id)
+        return {"data": [render.render_dialer_campaign(c) for c in rows]}
+
+    def _changer(self, action: str) -> Route:
+        """What serves ``GET /v1/broadcast/<action>/{broadcast_id}``: a change."""
+
+        def change(params: Params) -> Body:
+            broadcast_id = params["broadcast_id"]
+            with self.lock:
+                self.broadcast_actions.append((action, broadcast_id))
+                if broadcast := self.broadcast_store.get(broadcast_id):
+                    broadcast.status = BROADCAST_ACTIONS[action]
+            return {"success": True, "message": f"Broadcast {action} requested"}
+
+        return change

@@ -6,16 +6,32 @@ on a switch (``ids_as_strings``) take it as an argument.
 
 from __future__ import annotations
 
+import json
 import typing as t
 from datetime import datetime, timedelta, timezone
 
 if t.TYPE_CHECKING:
-    from fake_smartflo.data import CallRecord, Contact, ContactGroup, User
+    from fake_smartflo.data import (
+        Broadcast,
+        BroadcastList,
+        CallRecord,
+        Contact,
+        ContactGroup,
+        Department,
+        DialerCampaign,
+        Ivr,
+        Lead,
+        Number,
+        User,
+    )
 
 UTC = timezone.utc
 IST = timezone(timedelta(hours=5, minutes=30))
 #: How call records write times, and how ``from_date``/``to_date`` are read.
 CALL_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: How many ``field_N`` columns a broadcast lead has (field_0 to field_34).
+LEAD_FIELDS = 35
 
 #: False (numbers), True (numeric strings) or "mixed" (every other one a string).
 IdStyle = bool | str
@@ -154,3 +170,147 @@ def render_user(user: User, ids_as_strings: IdStyle) -> dict[str, object]:
         "extension": user.extension,
         "user_status": 1,
     }
+
+
+def render_department(department: Department) -> dict[str, object]:
+    """The JSON object the API sends for ``department``.
+
+    Its id and counters are strings of digits, ``use_as_queue`` a real boolean, and
+    an unset ``sticky_agent`` PHP's ``[]`` (its empty object).
+    """
+    agents = [
+        {"id": agent_id, "name": name, "eid": f"E-{agent_id[-6:]}", "timeout": 20}
+        for agent_id, name in department.agents
+    ]
+    sticky = (
+        {"enabled": True, "time_period": 24, "format": "hours"}
+        if department.sticky_agent
+        else []
+    )
+    return {
+        "id": str(department.id),
+        "name": department.name,
+        "agent_count": str(len(agents)),
+        "calls_answered": str(department.calls_answered),
+        "calls_missed": str(department.calls_missed),
+        "queue_timeout": "60",
+        "use_as_queue": department.use_as_queue,
+        "sticky_agent": sticky,
+        "transcription": {"enabled": False, "language": "en-IN", "agent_time": 30},
+        "agents": agents,
+        "timeout_dest_type": "voicemail",
+        "timeout_destination": 12,
+        "timeout_dest_name": f"{department.name} voicemail",
+        "missed_call_sms_id": None if department.id % 2 else "77",
+        "music_on_hold": "default",
+    }
+
+
+def render_ivr(ivr: Ivr, ids_as_strings: IdStyle) -> dict[str, object]:
+    """The JSON object the API sends for ``ivr``.
+
+    ``recording`` is a numeric string while ``invalid_recording`` is an integer, as
+    documented; menu options are text or numbers.
+    """
+    return {
+        "id": render_id(ivr.id, ids_as_strings),
+        "name": ivr.name,
+        "recording": str(ivr.recording),
+        "invalid_recording": ivr.invalid_recording,
+        "added_by": 7001,
+        "ivr_menu": [
+            {
+                "option": int(option) if n % 2 else option,
+                "destination_type": destination_type,
+                "destination_id": destination_id,
+                "sms_template_id": None,
+                "webhook_id": None,
+            }
+            for n, (option, destination_type, destination_id) in enumerate(ivr.menu)
+        ],
+    }
+
+
+def render_number(number: Number) -> dict[str, object]:
+    """The JSON object the API sends for one of the account's numbers."""
+    return {
+        "id": number.id,
+        "did": number.did,
+        "alias": number.alias,
+        "name": f"DID {number.did[-5:]}",
+        "destination": number.destination,
+    }
+
+
+def render_broadcast_list(
+    broadcast_list: BroadcastList, ids_as_strings: IdStyle
+) -> dict[str, object]:
+    """The JSON object the API sends for a broadcast list."""
+    return {
+        "id": render_id(broadcast_list.id, ids_as_strings),
+        "name": broadcast_list.name,
+    }
+
+
+def mongo_date(moment: datetime) -> dict[str, object]:
+    """A time as MongoDB's extended JSON writes it: epoch milliseconds as text."""
+    milliseconds = (moment - EPOCH) // timedelta(milliseconds=1)
+    return {"$date": {"$numberLong": str(milliseconds)}}
+
+
+def render_lead(lead: Lead, list_name: str) -> dict[str, object]:
+    """The JSON object the API sends for a lead.
+
+    Times are Mongo dates; ``header`` and ``sensitive_field_map`` are JSON encoded
+    in strings.
+    """
+    fields = {f"field_{n}": "" for n in range(LEAD_FIELDS)}
+    fields.update(field_0=lead.phone, field_1=lead.name)
+    return {
+        "id": lead.id,
+        "list_id": lead.list_id,
+        "list_name": list_name,
+        **fields,
+        "dial_status": 1 if lead.call_count else 0,
+        "dialer_dial_status": 0,
+        "lead_picked": 0,
+        "call_count": lead.call_count,
+        "retry_count": max(lead.call_count - 1, 0),
+        "priority": 1,
+        "skill_id": None,
+        "header": json.dumps(["Phone Number", "Name"]),
+        "sensitive_field_map": json.dumps({"field_0": True}),
+        "created_at": mongo_date(lead.created_at),
+        "updated_at": mongo_date(lead.updated_at),
+        "available_at": mongo_date(lead.created_at),
+    }
+
+
+def render_broadcast(broadcast: Broadcast) -> dict[str, object]:
+    """The JSON object ``/v2/broadcasts`` sends for ``broadcast``.
+
+    Its id is text; times are epoch seconds (a number, or for some its digits); an
+    unset ``sms_notification`` is PHP's ``[]``.
+    """
+    start = int(broadcast.start.timestamp())
+    end = None if broadcast.end is None else int(broadcast.end.timestamp())
+    return {
+        "id": broadcast.id,
+        "name": broadcast.name,
+        "list_id": broadcast.list_id,
+        "caller_id": "+918069000001",
+        "destination_type": "department",
+        "destination_id": "21930",
+        "concurrent_limit": 5,
+        "status": broadcast.status,
+        "sms_notification": [] if broadcast.status % 2 else {"enabled": False},
+        "dialstatus": ["ANSWER", "NOANSWER", "BUSY"][: 1 + broadcast.status % 3],
+        "start_date_time": start,
+        "end_date_time": end if end is None or broadcast.status % 2 else str(end),
+        "created_at": int(broadcast.created_at.timestamp()),
+    }
+
+
+def render_dialer_campaign(campaign: DialerCampaign) -> dict[str, object]:
+    """The JSON object the API sends for a dialer campaign."""
+    return {"id": campaign.id, "name": campaign.name}

@@ -179,16 +179,17 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         """Data from the endpoint's route, unless the path or the token is refused."""
         api = self.api
-        route = api.routes().get((entry.method, entry.path))
-        if route is None:
+        found = api.resolve(entry.method, entry.path)
+        if found is None:
             # The API gateway answers unknown paths with 403, not 404.
             return self.send_json(entry, 403, {"message": "Forbidden"})
+        route, path_params = found
         if refusal := api.refusal(token_status, authorization):
             return self.send_json(entry, *refusal)
         key = (api.version, entry.path, tuple(sorted(entry.params.items())))
         if api.cache_bodies and key in api.body_cache:
             return self.send_raw(entry, 200, api.body_cache[key])
-        result: object = route(entry.params)
+        result: object = route({**entry.params, **path_params})
         if api.body_filter is not None:
             result = api.body_filter(t.cast("dict[str, t.Any]", result))
         payload = json.dumps(result).encode()
