@@ -21,9 +21,9 @@ from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
 from tap_smartflo import schemas
-from tap_smartflo.errors import EndpointError, SmartfloError
+from tap_smartflo.errors import EndpointError, ErrorBodyError, SmartfloError
 from tap_smartflo.normalize import IST, NormalizationError, RecordNormalizer
-from tap_smartflo.pagination import PageNumberPaginator
+from tap_smartflo.pagination import PageNumberPaginator, SinglePage
 from tap_smartflo.prefetch import read_pages
 
 if t.TYPE_CHECKING:
@@ -59,10 +59,18 @@ class Services:
 
 
 class SmartfloStream(RESTStream[t.Any]):
-    """A Smartflo list endpoint: pages of ``results``, normalized to the schema."""
+    """A Smartflo list endpoint: pages of ``results``, normalized to the schema.
 
-    #: Where the records are in a page's body.
-    records_key = "results"
+    A child stream (``parent_stream_type``) is synced once per record of its parent,
+    with that record's context. If the first request it makes is refused, it is
+    skipped for the rest of the run as a whole stream would be (and so are a refused
+    stream's children). Once it has been read, a parent record whose own records
+    cannot be read (an error object, a refusal) is named in the log and the rest is
+    read on; the run then fails at its end (see ``report``).
+    """
+
+    #: Where the records are in a page's body; None: the body itself is the list.
+    records_key: str | None = "results"
     #: Records are projected onto the schema by RecordNormalizer, which yields
     #: schema-valid records by construction (tests check every one of them), so the
     #: SDK's generic per-record type conformance is redundant work.
@@ -118,13 +126,15 @@ class SmartfloStream(RESTStream[t.Any]):
 
         It keeps only the properties the catalog selects (nested ones too), so
         records leave already pruned and typed (see ``_generate_record_messages``).
+        A stream read only for its children's sake keeps every property: its
+        records are not emitted, and its children's context comes from them.
         """
         return RecordNormalizer(
             self.schema,
             naive_tz=self.naive_tz,
             overrides=self.converter_overrides,
             derived=self.derived_fields,
-            selected=self.mask.__getitem__,
+            selected=self.mask.__getitem__ if self.selected else None,
         )
 
     @override
@@ -148,7 +158,7 @@ class SmartfloStream(RESTStream[t.Any]):
                     time_extracted=self._extracted_at,
                 )
 
-    def new_paginator(self) -> PageNumberPaginator | KeysetPaginator:
+    def new_paginator(self) -> PageNumberPaginator | KeysetPaginator | SinglePage:
         """A fresh paginator for this endpoint (page numbers unless overridden)."""
         return PageNumberPaginator()
 
@@ -182,13 +192,19 @@ class SmartfloStream(RESTStream[t.Any]):
             headers=request.headers,
         )
 
+    def path_for(self, context: Context | None) -> str:
+        """The path a request for ``context`` goes to (``/v1/broadcast/leads/4401``)."""
+        path = str(self.path)
+        for key, value in (context or {}).items():
+            path = path.replace(f"{{{key}}}", str(value))
+        return path
+
     def check_access(self) -> None:
         """Ask for one record, as a connection test: raise what a run would meet."""
-        params = {"limit": 1, **self.access_check_params()}
         prepared = self.build_prepared_request(
             method="GET",
             url=self.get_url(None),
-            params=params,
+            params=self.access_check_params(),
             headers=self.http_headers,
         )
         self.services.transport.fetch(
@@ -200,22 +216,23 @@ class SmartfloStream(RESTStream[t.Any]):
         )
 
     def access_check_params(self) -> dict[str, t.Any]:
-        """Query parameters the endpoint needs besides ``limit`` (for check_access)."""
-        return {}
+        """Query parameters that ask for one record (for check_access)."""
+        return {"limit": 1}
 
     def iter_pages(
         self, context: Context | None
     ) -> Iterator[tuple[dict[str, t.Any], list[t.Any]]]:
         """Yield (body, raw records) for every page, in page order (see prefetch)."""
         transport = self.services.transport
+        path = self.path_for(context)
 
         def request(token: object) -> Send:
             prepared = self.prepare_page(context, token)
-            what = f"{self.path} (page {token})"
+            what = path if token is None else f"{path} (page {token})"
             return lambda cancelled: transport.fetch(
                 prepared,
                 stream=self.name,
-                path=self.path,
+                path=path,
                 records_key=self.records_key,
                 what=what,
                 cancelled=cancelled,
@@ -224,8 +241,15 @@ class SmartfloStream(RESTStream[t.Any]):
         return read_pages(
             request,
             self.new_paginator(),
-            records_key=self.records_key,
             workers=int(self.config["max_concurrent_requests"]),
+        )
+
+    @property
+    def extracted_before(self) -> bool:
+        """Whether an earlier run extracted this stream (its state says so)."""
+        state = self.stream_state
+        return bool(
+            state.get(EXTRACTED_KEY) or state.get("replication_key_value") is not None
         )
 
     @override
@@ -234,23 +258,39 @@ class SmartfloStream(RESTStream[t.Any]):
 
         What a refusal means is the run report's to judge (see ``report``).
         """
-        state = self.stream_state
-        extracted_before = bool(
-            state.get(EXTRACTED_KEY) or state.get("replication_key_value") is not None
-        )
         report = self.services.report
+        if self.name in report.skipped:
+            return  # refused already: a child is not asked again for each parent
+        extracted_before = self.extracted_before
         report.begin(self.name)
         try:
             yield from super().get_records(context)
         except EndpointError as exc:
-            if self._pages_received:
+            if not self._pages_received:
+                self._refused(exc, extracted_before=extracted_before)
+                return
+            if self.parent_stream_type is None:
                 raise
-            report.refused(self.name, exc, extracted_before=extracted_before)
-            return
+            report.not_read(self.name, _describe(context), exc)
+        except ErrorBodyError as exc:
+            if self.parent_stream_type is None:
+                raise
+            report.not_read(self.name, _describe(context), exc)
         finally:
             report.end(self.name)
         if self._pages_received:
             self.stream_state[EXTRACTED_KEY] = True
+
+    def _refused(self, error: EndpointError, *, extracted_before: bool) -> None:
+        """Skip this stream, and the children it would have given their context."""
+        report = self.services.report
+        if self.selected:
+            report.refused(self.name, error, extracted_before=extracted_before)
+        for child in t.cast("list[SmartfloStream]", self.child_streams):
+            if child.selected:
+                report.refused(
+                    child.name, error, extracted_before=child.extracted_before
+                )
 
     @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
@@ -285,3 +325,30 @@ class SmartfloStream(RESTStream[t.Any]):
                 self.path,
                 ", ".join(unknown),
             )
+
+
+class UnpagedStream(SmartfloStream):
+    """An endpoint that answers all its records at once: one request, no parameters.
+
+    Sending ``limit`` or ``page`` to it could only do harm: a server that honoured
+    an undocumented ``limit`` would cut the list short without saying so.
+    """
+
+    @override
+    def new_paginator(self) -> SinglePage:
+        return SinglePage()
+
+    @override
+    def get_url_params(
+        self, context: Context | None, next_page_token: t.Any
+    ) -> dict[str, t.Any]:
+        return {}
+
+    @override
+    def access_check_params(self) -> dict[str, t.Any]:
+        return {}
+
+
+def _describe(context: Context | None) -> str:
+    """The parent record a child's context stands for (``list_id 4402``)."""
+    return ", ".join(f"{key} {value}" for key, value in (context or {}).items())

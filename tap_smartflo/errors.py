@@ -30,6 +30,15 @@ class EndpointError(SmartfloError):
         self.path = path
 
 
+class ErrorBodyError(SmartfloError):
+    """The API answered an error object (200, with a message) where records belong."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        """Say why, with the path that answered."""
+        super().__init__(message)
+        self.path = path
+
+
 class LoginRefusedError(SmartfloError):
     """Smartflo refused the email and password; retrying could lock the account."""
 

@@ -147,6 +147,25 @@ class KeysetPaginator:
         return next_key
 
 
+class SinglePage:
+    """An endpoint that answers all its records at once: its first page is its last.
+
+    No paging parameter is sent and no second request made, so there is nothing to
+    loop on.
+    """
+
+    start = None
+
+    def next_token(
+        self,
+        token: object,  # noqa: ARG002 (there is no next page)
+        body: t.Mapping[str, t.Any],  # noqa: ARG002
+        records: t.Sequence[t.Any],  # noqa: ARG002
+    ) -> None:
+        """There is no page after the first."""
+        return
+
+
 def _has_more(body: t.Mapping[str, t.Any]) -> bool:
     if body.get("has_more") is None:
         return True

@@ -28,9 +28,10 @@ from tap_smartflo.pagination import PageNumberPaginator
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from tap_smartflo.pagination import KeysetPaginator
+    from tap_smartflo.pagination import KeysetPaginator, SinglePage
 
-Page = dict[str, t.Any]
+#: A page: its envelope (the body without the records) and its records.
+Page = tuple[dict[str, t.Any], list[t.Any]]
 #: Sends one prepared request (on any thread); stops early once the event is set.
 Send = t.Callable[[threading.Event], Page]
 #: Runs a ``Send`` away from the caller; its outcome lands in the future.
@@ -60,22 +61,21 @@ def in_background(send: Send, cancelled: threading.Event) -> Future[Page]:
     return future
 
 
-def read_pages(  # noqa: PLR0913 (the scheduler's inputs, all but two keywords)
+def read_pages(
     request: Callable[[t.Any], Send],
-    paginator: PageNumberPaginator | KeysetPaginator,
+    paginator: PageNumberPaginator | KeysetPaginator | SinglePage,
     *,
-    records_key: str,
     workers: int,
     clock: Callable[[], float] = time.monotonic,
     background: Background = in_background,
-) -> Iterator[tuple[Page, list[t.Any]]]:
+) -> Iterator[Page]:
     """Yield (body, records) for every page, in page order.
 
     ``request(token)`` is called on the caller's thread (it prepares the request);
     the ``Send`` it returns may run on another.
     """
     if not isinstance(paginator, PageNumberPaginator) or workers == 1:
-        yield from _in_turn(request, paginator, records_key)
+        yield from _in_turn(request, paginator)
         return
     cancelled = threading.Event()
     in_flight: deque[Future[Page]] = deque()
@@ -86,12 +86,11 @@ def read_pages(  # noqa: PLR0913 (the scheduler's inputs, all but two keywords)
     try:
         while token is not None:
             waiting_since = clock()
-            body = (
+            body, records = (
                 in_flight.popleft().result() if in_flight else request(token)(cancelled)
             )
             waited = clock() - waiting_since
             last_requested = max(last_requested, token)
-            records = body[records_key]
             next_token = paginator.next_token(token, body, records)
             writing_since = clock()
             yield body, records
@@ -117,16 +116,14 @@ def read_pages(  # noqa: PLR0913 (the scheduler's inputs, all but two keywords)
 
 def _in_turn(
     request: Callable[[t.Any], Send],
-    paginator: PageNumberPaginator | KeysetPaginator,
-    records_key: str,
-) -> Iterator[tuple[Page, list[t.Any]]]:
-    # The first token may be None (a keyset's "from the start"); after that, None
-    # means there is no next page.
+    paginator: PageNumberPaginator | KeysetPaginator | SinglePage,
+) -> Iterator[Page]:
+    # The first token may be None (a keyset's "from the start", the one request of
+    # an endpoint that does not page); after that, None means there is no next page.
     never = threading.Event()
     token: t.Any = paginator.start
     while True:
-        body = request(token)(never)
-        records = body[records_key]
+        body, records = request(token)(never)
         # Judged before the records leave: a repeated page is never emitted.
         token = paginator.next_token(token, body, records)
         yield body, records

@@ -7,6 +7,11 @@ access, which must not hide in a green run, so the run fails once every other st
 is done. When every selected stream is refused, the run fails at once (a wrong
 api_url).
 
+Unread parts. A child stream (broadcast leads) reads one endpoint per parent record
+(each broadcast list). When one of them answers an error instead of records, the
+others are still worth loading; but a table missing one list's leads must not hide
+in a green run either: the run fails at its end, with one line per part not read.
+
 Progress and summary. Each stream counts its records, requests, retries and 429s
 (from every thread that sends for it). At most every ``progress_interval_seconds``
 one INFO line per active stream says how far it has come; when the run ends, one line
@@ -72,6 +77,8 @@ class RunReport:
         self.refusals: dict[str, int] = {}
         #: Stream name -> the line that fails the run.
         self.lost: dict[str, str] = {}
+        #: Stream name -> a line per part of it (a parent record's records) not read.
+        self.unread: dict[str, list[str]] = {}
 
     # Refusals
 
@@ -106,6 +113,21 @@ class RunReport:
             stream,
             error,
         )
+
+    def not_read(self, stream: str, part: str, error: Exception) -> None:
+        """Note that the records of ``part`` (``list_id 4402``) could not be read."""
+        line = f"Stream '{stream}': the records of {part} were not read: {error}"
+        self.unread.setdefault(stream, []).append(
+            f"{line} (everything else was loaded; the next run reads it again)"
+        )
+        self.logger.warning(
+            "%s. Reading the rest; the run will fail at its end.", line.rstrip(".")
+        )
+
+    def failures(self) -> list[str]:
+        """Why a run whose streams were all synced fails: one line per loss or gap."""
+        unread = [line for lines in self.unread.values() for line in lines]
+        return [*sorted(self.lost.values()), *unread]
 
     # Counting (any thread)
 
@@ -220,6 +242,8 @@ class RunReport:
                 where = bookmarks[name]
             else:
                 where = "no bookmark yet" if name in self.stats else "not reached"
+            if unread := self.unread.get(name):
+                where += f"; incomplete: {_plural(len(unread), 'part')} not read"
             lines.append(
                 f"{name}: {stats.records:,} records, "
                 f"{_plural(stats.requests, 'request')}, "

@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from typing_extensions import override
 
 from tap_smartflo.call_windows import CALL_WINDOW_END_MARGIN, CallLedger, call_windows
-from tap_smartflo.client import SmartfloStream
+from tap_smartflo.client import SmartfloStream, UnpagedStream
 from tap_smartflo.incremental import IncrementalSmartfloStream, UpdatedAfterStream
 from tap_smartflo.normalize import (
     IST,
     UTC,
     date_time_text,
+    decoded,
     not_available_as_null,
     query_time,
     to_id_text,
@@ -25,7 +26,7 @@ from tap_smartflo.pagination import CountedPageNumberPaginator, KeysetPaginator
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-    from singer_sdk.helpers.types import Context
+    from singer_sdk.helpers.types import Context, Record
 
     from tap_smartflo.normalize import Converter, Source
 
@@ -59,6 +60,97 @@ class UsersStream(SmartfloStream):
     @override
     def new_paginator(self) -> KeysetPaginator:
         return KeysetPaginator()
+
+
+class DepartmentsStream(UnpagedStream):
+    """Departments (queues of agents): ``GET /v1/departments``, a bare array.
+
+    Ids and counters arrive as strings of digits; they leave as integers.
+    """
+
+    name = "departments"
+    path = "/v1/departments"
+    primary_keys = ("id",)
+    records_key = None
+
+
+class IvrsStream(UnpagedStream):
+    """IVRs and their menus: ``GET /v1/ivrs``, all of them under ``ivrs``."""
+
+    name = "ivrs"
+    path = "/v1/ivrs"
+    primary_keys = ("id",)
+    records_key = "ivrs"
+
+
+class MyNumbersStream(UnpagedStream):
+    """The account's numbers (DIDs): ``GET /v1/my_number``, a bare array."""
+
+    name = "my_numbers"
+    path = "/v1/my_number"
+    primary_keys = ("id",)
+    records_key = None
+    converter_overrides: t.ClassVar[Mapping[str, Converter]] = {"id": to_id_text}
+
+
+class BroadcastListsStream(UnpagedStream):
+    """Lists of leads for broadcasts: ``GET /v1/broadcast/lists``, a bare array.
+
+    The parent of broadcast_leads: each list gives its leads their context.
+    """
+
+    name = "broadcast_lists"
+    path = "/v1/broadcast/lists"
+    primary_keys = ("id",)
+    records_key = None
+
+    @override
+    def get_child_context(self, record: Record, context: Context | None) -> Context:
+        return {"list_id": record["id"]}
+
+
+class BroadcastLeadsStream(UnpagedStream):
+    """Each list's leads: ``GET /v1/broadcast/leads/{list_id}``, a bare array.
+
+    One request per list, every run: the endpoint has no filter on time. Times are
+    Mongo dates; ``header`` and ``sensitive_field_map`` arrive as JSON in text.
+    """
+
+    name = "broadcast_leads"
+    path = "/v1/broadcast/leads/{list_id}"
+    primary_keys = ("id",)
+    records_key = None
+    parent_stream_type = BroadcastListsStream
+    #: One state for the stream, not one per list.
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    converter_overrides: t.ClassVar[Mapping[str, Converter]] = {"id": to_id_text}
+    derived_fields: t.ClassVar[Mapping[str, Source]] = {
+        "header": decoded("header"),
+        "sensitive_field_map": decoded("sensitive_field_map"),
+    }
+
+
+class BroadcastsStream(SmartfloStream):
+    """Broadcasts (outbound campaigns): ``GET /v2/broadcasts``, pages of at most 100.
+
+    Ids are text; times arrive in epoch seconds.
+    """
+
+    name = "broadcasts"
+    path = "/v2/broadcasts"
+    primary_keys = ("id",)
+    max_page_size = 100
+    converter_overrides: t.ClassVar[Mapping[str, Converter]] = {"id": to_id_text}
+
+
+class DialerCampaignsStream(UnpagedStream):
+    """Dialer campaigns: ``GET /v1/dialer/campaign``, all of them under ``data``."""
+
+    name = "dialer_campaigns"
+    path = "/v1/dialer/campaign"
+    primary_keys = ("id",)
+    records_key = "data"
+    converter_overrides: t.ClassVar[Mapping[str, Converter]] = {"id": to_id_text}
 
 
 class CallRecordsStream(IncrementalSmartfloStream):
@@ -113,6 +205,7 @@ class CallRecordsStream(IncrementalSmartfloStream):
         # The last closed minute: a window the endpoint accepts, with few calls.
         end = datetime.now(UTC).replace(microsecond=0) - CALL_WINDOW_END_MARGIN
         return {
+            **super().access_check_params(),
             "from_date": query_time(end - timedelta(minutes=1), IST),
             "to_date": query_time(end, IST),
         }

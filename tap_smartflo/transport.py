@@ -19,6 +19,7 @@ from singer_sdk import metrics
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_smartflo.errors import (
+    ErrorBodyError,
     RetryAtOnceError,
     SmartfloError,
     error_for,
@@ -37,6 +38,10 @@ if t.TYPE_CHECKING:
 #: decimals stay exact.
 _JSON = msgspec.json.Decoder(float_hook=Decimal)
 _METRICS = logging.getLogger("singer_sdk.metrics")
+
+#: A parsed page: its envelope (the body's other keys, ``{}`` for a bare array) and
+#: its records.
+Page = tuple[dict[str, t.Any], list[t.Any]]
 
 
 class CancelledError(Exception):
@@ -82,12 +87,14 @@ class Transport:
         *,
         stream: str,
         path: str,
-        records_key: str,
+        records_key: str | None,
         what: str,
         cancelled: threading.Event | None = None,
-    ) -> dict[str, t.Any]:
+    ) -> Page:
         """The parsed page ``prepared`` asks for, retrying transient faults.
 
+        The records are the list under ``records_key`` in the body, or the body
+        itself when ``records_key`` is None (an endpoint that answers a bare list).
         ``what`` names the page in log lines and errors ("/v1/contacts (page 3)").
 
         Raises:
@@ -96,7 +103,7 @@ class Transport:
         """
         tries = 0
 
-        def attempt() -> dict[str, t.Any]:
+        def attempt() -> Page:
             nonlocal tries
             if cancelled is not None and cancelled.is_set():
                 raise CancelledError
@@ -104,7 +111,7 @@ class Transport:
             tries += 1
             self.report.sent(stream, retry=tries > 1)
             try:
-                body = self._send(prepared, stream, path, records_key)
+                page = self._send(prepared, stream, path, records_key)
             except RetriableAPIError as exc:
                 response = exc.response
                 if (
@@ -115,7 +122,7 @@ class Transport:
                     self.report.throttled(stream)
                 raise
             self.pacer.succeeded(started)
-            return body
+            return page
 
         return self.retry.run(attempt, what=what, cancelled=cancelled)
 
@@ -124,8 +131,8 @@ class Transport:
         prepared: requests.PreparedRequest,
         stream: str,
         path: str,
-        records_key: str,
-    ) -> dict[str, t.Any]:
+        records_key: str | None,
+    ) -> Page:
         # Signed at every try: another thread may have renewed the token.
         self.auth(prepared)
         if self.logger.isEnabledFor(logging.DEBUG):
@@ -148,15 +155,9 @@ class Transport:
                 "complete JSON"
             )
             raise RetriableAPIError(msg, response) from exc
-        if not isinstance(body, dict) or not isinstance(body.get(records_key), list):
-            msg = (
-                f"{path} answered without a '{records_key}' list"
-                f"{server_message(body)} (this does not look like a Smartflo page: "
-                "check api_url)"
-            )
-            raise SmartfloError(msg)
+        records = records_in(body, records_key, path)
         self.auth.worked(prepared)
-        return body
+        return (body if isinstance(body, dict) else {}), records
 
     def _judge(self, response: requests.Response, path: str) -> None:
         """Raise the error an unsuccessful ``response`` means."""
@@ -178,6 +179,29 @@ class Transport:
         )
         if error is not None:
             raise error
+
+
+def records_in(body: object, records_key: str | None, path: str) -> list[t.Any]:
+    """The records of the page ``body``: under ``records_key``, or the body itself.
+
+    Raises:
+        ErrorBodyError: when the API answered an error object where the list belongs.
+        SmartfloError: when the body is no Smartflo page at all.
+    """
+    found = body
+    if records_key is not None:
+        found = body.get(records_key) if isinstance(body, dict) else None
+    if isinstance(found, list):
+        return found
+    where = "a list" if records_key is None else f"a '{records_key}' list"
+    if said := server_message(body):
+        msg = f"{path} answered an error instead of {where}{said}"
+        raise ErrorBodyError(msg, path=path)
+    msg = (
+        f"{path} answered without {where} (this does not look like a Smartflo "
+        "page: check api_url)"
+    )
+    raise SmartfloError(msg)
 
 
 def _body_or_none(response: requests.Response) -> object:

@@ -48,15 +48,32 @@ FAST_RETRIES = {"retry_initial_seconds": 0.01, "retry_max_seconds": 30}
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
 #: A panel login, for ``FakeSmartflo(logins={EMAIL: PASSWORD})`` to accept.
 EMAIL, PASSWORD = "ops@example.com", "s3cret-Pa55word-value"
-#: Each stream and the path it reads, in the tap's order.
+#: Each stream and the path it reads, in the tap's order; the documented read
+#: paths, and the only ones a run may touch (``{list_id}``: each list's, a number).
 STREAM_PATHS = {
     "contacts": "/v1/contacts",
     "contact_groups": "/v1/contact/groups",
-    "call_records": "/v1/call/records",
     "users": "/v1/users",
+    "departments": "/v1/departments",
+    "ivrs": "/v1/ivrs",
+    "my_numbers": "/v1/my_number",
+    "broadcast_lists": "/v1/broadcast/lists",
+    "broadcast_leads": "/v1/broadcast/leads/{list_id}",
+    "broadcasts": "/v2/broadcasts",
+    "dialer_campaigns": "/v1/dialer/campaign",
+    "call_records": "/v1/call/records",
 }
 #: The command ``run_tap_cli`` runs by default (the console script is the same).
 PYTHON_M_TAP = (sys.executable, "-m", "tap_smartflo")
+
+
+def stream_of(path: str) -> str | None:
+    """The stream whose read path ``path`` is (None: no stream's, not a read)."""
+    for stream, template in STREAM_PATHS.items():
+        pattern = re.sub(r"\\\{\w+\\\}", "[0-9]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            return stream
+    return None
 
 
 def base_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:

@@ -263,7 +263,7 @@ def test_a_failed_window_keeps_the_bookmark_at_the_last_complete_window(tap):
         api.broken_call_page = None
         resumed = tap(config(api, start, **settings), state=failed.states[-1])
     assert failed.returncode == 1
-    assert "without a 'results' list" in failed.stderr
+    assert "answered an error instead of a 'results' list: Something" in failed.stderr
     bookmark = datetime.fromisoformat(
         failed.states[-1]["bookmarks"]["call_records"]["replication_key_value"]
     )

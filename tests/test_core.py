@@ -11,7 +11,19 @@ from fake_smartflo import FakeSmartflo
 from tap_smartflo.tap import TapSmartflo
 from tests.helpers import base_config
 
-API = FakeSmartflo(contacts=400, contact_groups=12, calls=300, users=120).start()
+API = FakeSmartflo(
+    contacts=400,
+    contact_groups=12,
+    calls=300,
+    users=120,
+    departments=4,
+    ivrs=3,
+    numbers=3,
+    broadcast_lists=3,
+    leads_per_list=5,
+    broadcasts=150,
+    dialer_campaigns=2,
+).start()
 
 TestTapSmartflo = get_tap_test_class(
     TapSmartflo,

@@ -56,7 +56,7 @@ class FakeApi:
             self.clock.now += self.latency
             first = (int(token or 1) - 1) * PAGE
             ids = list(range(first, min(first + PAGE, self.records)))
-            return {"limit": PAGE, "results": [{"id": i} for i in ids]}
+            return {"limit": PAGE}, [{"id": i} for i in ids]
 
         return send
 
@@ -72,7 +72,6 @@ def read(api: FakeApi, paginator, workers: int = 4) -> list[int]:
     pages = read_pages(
         api.request,
         paginator,
-        records_key="results",
         workers=workers,
         clock=api.clock,
         background=api.background,
@@ -115,14 +114,13 @@ def test_keyset_pages_are_read_in_turn_whatever_the_latency():
             api.clock.now += api.latency
             first = 0 if token is None else int(token) + 1
             ids = list(range(first, min(first + PAGE, api.records)))
-            return {"has_more": bool(ids), "data": [{"id": i} for i in ids]}
+            return {"has_more": bool(ids)}, [{"id": i} for i in ids]
 
         return keyset_send
 
     pages = read_pages(
         request,
         KeysetPaginator(),
-        records_key="data",
         workers=4,
         clock=api.clock,
         background=api.background,
@@ -137,7 +135,6 @@ def test_pages_no_longer_wanted_are_cancelled_when_reading_stops():
     pages = read_pages(
         api.request,
         PageNumberPaginator(),
-        records_key="results",
         workers=4,
         clock=api.clock,
         background=api.background,

@@ -1,4 +1,4 @@
-"""All four streams together: one run, the catalog's selection, separate bookmarks."""
+"""Every stream together: one run, the catalog's selection, separate bookmarks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,18 @@ START = (datetime.now(timezone.utc) - timedelta(days=4)).replace(microsecond=0)
 
 def full_api(**quirks) -> FakeSmartflo:
     return FakeSmartflo(
-        contacts=450, contact_groups=130, calls=420, users=250, **quirks
+        contacts=450,
+        contact_groups=130,
+        calls=420,
+        users=250,
+        departments=4,
+        ivrs=2,
+        numbers=3,
+        broadcast_lists=2,
+        leads_per_list=3,
+        broadcasts=120,
+        dialer_campaigns=2,
+        **quirks,
     )
 
 
@@ -24,10 +35,19 @@ def expected_ids(api: FakeSmartflo) -> dict[str, list]:
         "contact_groups": sorted(api.group_store),
         "call_records": sorted(str(i) for i in api.call_store),
         "users": sorted(api.user_store),
+        "departments": sorted(api.department_store),
+        "ivrs": sorted(api.ivr_store),
+        "my_numbers": sorted(str(i) for i in api.number_store),
+        "broadcast_lists": sorted(api.list_store),
+        "broadcast_leads": sorted(
+            lead.id for leads in api.lead_store.values() for lead in leads
+        ),
+        "broadcasts": sorted(api.broadcast_store),
+        "dialer_campaigns": sorted(str(i) for i in api.campaign_store),
     }
 
 
-def test_all_four_streams_in_one_run_are_complete_once_and_valid(tap):
+def test_every_stream_in_one_run_is_complete_once_and_valid(tap):
     with full_api(ids_as_strings="mixed", call_ids="mixed") as api:
         run = tap(base_config(api.url, start_date="2024-01-01T00:00:00Z", page_size=40))
     assert run.returncode == 0, run.stderr
