@@ -24,7 +24,8 @@ STATE_ID = "dev:tap-smartflo-to-target-jsonl"
 def lookback() -> timedelta:
     """The lookback meltano.yml gives the extractor."""
     project = yaml.safe_load((REPO / "meltano.yml").read_text())
-    (extractor,) = project["plugins"]["extractors"]
+    extractors = project["plugins"]["extractors"]
+    (extractor,) = (e for e in extractors if e["name"] == "tap-smartflo")
     (setting,) = (s for s in extractor["settings"] if s["name"] == "lookback_minutes")
     return timedelta(minutes=setting["value"])
 
