@@ -4,6 +4,18 @@ A stream builds each page's request (the SDK's public ``get_http_request`` path)
 hands it to the tap's ``Transport`` (pace, send, retry, parse), reads pages ahead
 with ``prefetch``, and turns each raw object into a schema-valid record with its
 ``RecordNormalizer``.
+
+Full-table streams and deletions. A row removed in Smartflo is simply missing from
+the next full read. With ``emit_activate_version_messages``, every record of a
+full-table stream carries the run's version, and once the stream has been read
+whole an ACTIVATE_VERSION message names that version: the target then removes (or
+marks removed) the rows of older versions, i.e. the rows this run did not send.
+The SDK sends its message *before* the records, which would empty the target's
+table until they arrive, and leave it partial after a run that fails midway; the
+tap sends it after the last record, and only for a stream read whole (not refused,
+not failed, every parent's children read). Pipelinewise taps send one at the end
+too (and one at the start of a first sync, for targets that show a table only once
+a version is active, which SDK targets do not).
 """
 
 from __future__ import annotations
@@ -16,7 +28,8 @@ from importlib import resources
 
 from singer_sdk import RESTStream, SchemaDirectory
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.mapper import RemoveRecordTransform
+from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
@@ -32,6 +45,7 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib import Message
 
     from tap_smartflo.auth import SmartfloAuth
     from tap_smartflo.normalize import Converter, Source
@@ -56,6 +70,11 @@ class Services:
     report: RunReport
     #: Emits a STATE message with the tap's state now (when it has changed).
     write_state: Callable[[], None]
+    #: Emits any Singer message now.
+    write_message: Callable[[Message], None]
+    #: This run's version of every full-table stream (epoch milliseconds when the
+    #: run began: a later run's is greater).
+    table_version: int
 
 
 class SmartfloStream(RESTStream[t.Any]):
@@ -85,6 +104,10 @@ class SmartfloStream(RESTStream[t.Any]):
     converter_overrides: t.ClassVar[Mapping[str, Converter]] = {}
     #: Fields whose raw value is computed from the whole raw record.
     derived_fields: t.ClassVar[Mapping[str, Source]] = {}
+    #: Every run reads every record the endpoint has, so a record missing from a
+    #: run is gone (what ACTIVATE_VERSION tells the target). Not so for streams
+    #: read from a bookmark, whatever replication method a catalog forces on them.
+    reads_whole_table: t.ClassVar[bool] = True
 
     @override
     def __init__(self, tap: Tap, *, services: Services) -> None:
@@ -92,6 +115,7 @@ class SmartfloStream(RESTStream[t.Any]):
         self.services = services
         self._extracted_at = datetime.now(timezone.utc)  # when this page arrived
         self._pages_received = 0
+        self._read_in_this_run = False
 
     @cached_property
     @override
@@ -154,9 +178,69 @@ class SmartfloStream(RESTStream[t.Any]):
                 yield RecordMessage(
                     stream=stream_map.stream_alias,
                     record=mapped,
-                    version=self._stream_version,
+                    version=self.record_version,
                     time_extracted=self._extracted_at,
                 )
+
+    # Full-table versions (see the module's docstring)
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        # Public SDK API: the SDK reads it to send its ACTIVATE_VERSION before a
+        # full-table stream's records. The tap sends its own after the last record
+        # (finish_versions), so the SDK's is always off; the setting of the same
+        # name decides the tap's (activates_versions). tests/test_activate_version.py
+        # fails if a message comes before a record, or more than once.
+        return False
+
+    @cached_property
+    def activates_versions(self) -> bool:
+        """Whether this run tells the target which of this stream's rows are gone."""
+        return (
+            self.reads_whole_table
+            and self.replication_method == "FULL_TABLE"
+            and bool(self.config.get("emit_activate_version_messages"))
+        )
+
+    @cached_property
+    def record_version(self) -> int | None:
+        """The version this run's records carry (None: the stream has none)."""
+        return self.services.table_version if self.activates_versions else None
+
+    def finish_versions(self) -> None:
+        """After a read of the whole stream: activate its version, and its children's.
+
+        A child (broadcast leads) is read once per parent record, so it is finished
+        here, by its parent, after the last one; only if it was read in this run
+        (its SCHEMA went out) and every parent record's records were read.
+        """
+        report = self.services.report
+        for stream in [self, *t.cast("list[SmartfloStream]", self.child_streams)]:
+            if (
+                stream.selected
+                and stream.activates_versions
+                and stream._read_in_this_run  # noqa: SLF001 (a stream of this class)
+                and stream.name not in report.skipped
+                and stream.name not in report.unread
+            ):
+                stream.activate_version()
+
+    def activate_version(self) -> None:
+        """Tell the target this run's version of the stream is complete."""
+        version = t.cast("int", self.record_version)
+        for stream_map in self.stream_maps:
+            if not isinstance(stream_map, RemoveRecordTransform):
+                self.services.write_message(
+                    ActivateVersionMessage(
+                        stream=stream_map.stream_alias, version=version
+                    )
+                )
+        self.logger.info(
+            "Read '%s' whole: version %d is active, rows of older versions are gone",
+            self.name,
+            version,
+        )
 
     def new_paginator(self) -> PageNumberPaginator | KeysetPaginator | SinglePage:
         """A fresh paginator for this endpoint (page numbers unless overridden)."""
@@ -262,6 +346,7 @@ class SmartfloStream(RESTStream[t.Any]):
         if self.name in report.skipped:
             return  # refused already: a child is not asked again for each parent
         extracted_before = self.extracted_before
+        self._read_in_this_run = True
         report.begin(self.name)
         try:
             yield from super().get_records(context)
@@ -280,6 +365,8 @@ class SmartfloStream(RESTStream[t.Any]):
             report.end(self.name)
         if self._pages_received:
             self.stream_state[EXTRACTED_KEY] = True
+        if self.parent_stream_type is None:
+            self.finish_versions()
 
     def _refused(self, error: EndpointError, *, extracted_before: bool) -> None:
         """Skip this stream, and the children it would have given their context."""

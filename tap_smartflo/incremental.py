@@ -123,6 +123,7 @@ class IncrementalSmartfloStream(SmartfloStream):
     """
 
     is_sorted = False
+    reads_whole_table = False
 
     @property
     def lookback(self) -> timedelta:

@@ -169,6 +169,20 @@ CONFIG_SCHEMA = th.PropertiesList(
             "Keep it above your longest call."
         ),
     ),
+    th.Property(
+        "emit_activate_version_messages",
+        th.BooleanType,
+        default=True,
+        title="Emit ACTIVATE_VERSION messages",
+        description=(
+            "After a full-table stream (users, departments, ivrs, my_numbers, "
+            "broadcast_lists, broadcast_leads, broadcasts, dialer_campaigns) was read "
+            "whole, tell the target that the rows it did not send are gone: an "
+            "ACTIVATE_VERSION message after the last record, never before. "
+            "target-postgres then sets _sdc_deleted_at on them (or deletes them with "
+            "hard_delete). Off: rows removed in Smartflo stay as they were."
+        ),
+    ),
 ).to_dict()
 
 

@@ -151,6 +151,8 @@ class TapSmartflo(Tap):
             transport=transport,
             report=report,
             write_state=lambda: self.state_writer.write_state(self.state),
+            write_message=self.write_message,
+            table_version=self.initialized_at,
         )
 
     @override
