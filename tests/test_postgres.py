@@ -28,6 +28,19 @@ if t.TYPE_CHECKING:
 UTC = timezone.utc
 STATE_ID = "dev:tap-smartflo-to-target-postgres"
 TIME_COLUMNS = ("created_at", "updated_at", "deleted_at")
+#: Every stream's table but contacts'.
+OTHER_TABLES = (
+    "contact_groups",
+    "call_records",
+    "users",
+    "departments",
+    "ivrs",
+    "my_numbers",
+    "broadcast_lists",
+    "broadcast_leads",
+    "broadcasts",
+    "dialer_campaigns",
+)
 
 
 @pytest.fixture
@@ -90,6 +103,15 @@ def other_streams(api: FakeSmartflo) -> dict[str, set[str]]:
         "contact_groups": {str(key) for key in api.group_store},
         "call_records": {str(key) for key in api.call_store},
         "users": {str(key) for key in api.user_store},
+        "departments": {str(key) for key in api.department_store},
+        "ivrs": {str(key) for key in api.ivr_store},
+        "my_numbers": {str(key) for key in api.number_store},
+        "broadcast_lists": {str(key) for key in api.list_store},
+        "broadcast_leads": {
+            lead.id for leads in api.lead_store.values() for lead in leads
+        },
+        "broadcasts": set(api.broadcast_store),
+        "dialer_campaigns": {str(key) for key in api.campaign_store},
     }
 
 
@@ -97,7 +119,7 @@ def other_tables(database: str) -> dict[str, set[str]]:
     """The ids in the other streams' tables, as text; no id may repeat."""
     found = {}
     with psycopg.connect(dbname=database) as connection:
-        for table in ("contact_groups", "call_records", "users"):
+        for table in OTHER_TABLES:
             query = sql.SQL("SELECT id::text FROM smartflo.{}").format(
                 sql.Identifier(table)
             )
@@ -124,13 +146,27 @@ def assert_row_is(row: dict[str, t.Any], contact: Contact) -> None:
         assert stored == expected, (contact.id, name, stored, expected)
 
 
-def test_meltano_run_into_postgres_upserts_updates_and_soft_deletes(
+def test_meltano_run_into_postgres_upserts_soft_deletes_and_removes_what_is_gone(
     database: str, meltano: Meltano
 ):
-    with FakeSmartflo(contacts=500, contact_groups=6, calls=80, users=12) as api:
+    with FakeSmartflo(
+        contacts=500,
+        contact_groups=6,
+        calls=80,
+        users=12,
+        departments=4,
+        ivrs=2,
+        numbers=2,
+        broadcast_lists=2,
+        leads_per_list=3,
+        broadcasts=4,
+        dialer_campaigns=2,
+    ) as api:
         env = {
             "TAP_SMARTFLO_API_URL": api.url,
             "TAP_SMARTFLO_API_TOKEN": TOKEN,
+            # Rows of full-table streams that a complete run did not send are gone.
+            "TARGET_POSTGRES_HARD_DELETE": "true",
             **loader_env(database),
         }
         meltano.ok("run", "tap-smartflo", "target-postgres", **env)
@@ -147,14 +183,20 @@ def test_meltano_run_into_postgres_upserts_updates_and_soft_deletes(
         api.touch(moved, contact_group_id=39665, contact_group_name="Customers")
         api.soft_delete(deleted)
         added = api.add_contacts(4)
+        removed = min(api.department_store)
+        api.remove_department(removed)
         api.requests.clear()
         meltano.ok("run", "smartflo-to-postgres", **env)
         sent = [r.params for r in api.requests_to("/v1/contacts")]
 
     assert sent, "the second run made no request"
     # Every stream lands as its own table, one row per record however often re-read
-    # (users in full each run, call records over their lookback hours).
-    assert other_tables(database) == other_streams(api)
+    # (users in full each run, call records over their lookback hours), and the
+    # department removed in Smartflo is gone from its table, the others kept.
+    tables = other_tables(database)
+    assert tables == other_streams(api)
+    assert str(removed) not in tables["departments"]
+    assert len(tables["departments"]) == 3
     assert all("updated_after" in params for params in sent), "not incremental"
     second = rows(database)
     # One row per contact ever seen, none twice; soft-deleted contacts stay as rows.
@@ -207,7 +249,7 @@ def test_two_accounts_load_into_their_own_schemas_with_their_own_state(
     # (meltano.yml), run as separate jobs into one database.
     with (
         FakeSmartflo(contacts=30, users=4, seed=1) as north,
-        FakeSmartflo(contacts=20, users=3, seed=2) as south,
+        FakeSmartflo(contacts=20, users=3, departments=3, seed=2) as south,
     ):
         env = {
             "TAP_SMARTFLO__NORTH_API_URL": north.url,
@@ -219,6 +261,8 @@ def test_two_accounts_load_into_their_own_schemas_with_their_own_state(
         meltano.ok("run", "smartflo-north-to-postgres", **env)
         meltano.ok("run", "smartflo-south-to-postgres", **env)
         south.add_contacts(2)
+        removed = min(south.department_store)
+        south.remove_department(removed)
         meltano.ok("run", "smartflo-south-to-postgres", **env)
     for account, api in (("north", north), ("south", south)):
         schema = f"smartflo_{account}"
@@ -236,6 +280,13 @@ def test_two_accounts_load_into_their_own_schemas_with_their_own_state(
         assert datetime.fromisoformat(bookmark["replication_key_value"]) == (
             api.newest_updated_at
         )
+    # Without hard_delete, the department removed in Smartflo stays as a row marked
+    # removed (_sdc_deleted_at), the others unmarked.
+    with psycopg.connect(dbname=database) as connection:
+        marked = connection.execute(
+            "SELECT id, _sdc_deleted_at IS NOT NULL FROM smartflo_south.departments"
+        ).fetchall()
+    assert dict(marked) == {i: i == removed for i in [removed, *south.department_store]}
     # Nothing went to the main account's schema either.
     schemas = "SELECT count(*) FROM information_schema.schemata WHERE schema_name = "
     assert scalar(database, schemas + "'smartflo'") == 0
