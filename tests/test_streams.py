@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from fake_smartflo import IST, FakeSmartflo
 from scripts.catalog import select_streams
-from tests.helpers import STREAM_PATHS, base_config
+from tests.helpers import (
+    EMAIL,
+    PASSWORD,
+    STREAM_PATHS,
+    base_config,
+    login_config,
+    stream_of,
+)
 
 START = (datetime.now(timezone.utc) - timedelta(days=4)).replace(microsecond=0)
 
@@ -107,3 +115,54 @@ def test_each_stream_keeps_its_own_bookmark(tap):
     assert second.bookmark("contacts") > first.bookmark("contacts")
     assert second.bookmark("contact_groups") == first.bookmark("contact_groups")
     assert second.bookmark("call_records") >= first.bookmark("call_records")
+
+
+def test_a_full_run_touches_only_the_documented_read_paths(tap):
+    # Some Smartflo GET paths start or stop a campaign: the tap must call only the
+    # read paths it names, and nothing else (the fake serves those others as the
+    # changes they are, and records them).
+    with full_api(logins={EMAIL: PASSWORD}) as api:
+        config = login_config(api.url, start_date=START.isoformat())
+        run = tap(config)
+        checked = tap(config, args=["--test"])
+    touched = {(r.method, r.path) for r in api.requests}
+    others = {
+        (method, path)
+        for method, path in touched
+        if not (method == "GET" and stream_of(path))
+        and (method, path) != ("POST", "/v1/auth/login")
+    }
+    assert others == set()
+    assert api.broadcast_actions == []
+    assert run.returncode == checked.returncode == 0, run.stderr
+    # ... and every stream was read, each list's leads among them.
+    assert {stream_of(path) for _, path in touched} - {None} == set(STREAM_PATHS)
+    assert {p for _, p in touched if stream_of(p) == "broadcast_leads"} == {
+        f"/v1/broadcast/leads/{list_id}" for list_id in api.list_store
+    }
+
+
+def test_new_streams_cost_a_request_per_endpoint_per_list_and_per_100_broadcasts(tap):
+    older = {"contacts", "contact_groups", "users", "call_records"}
+    streams = [stream for stream in STREAM_PATHS if stream not in older]
+    with FakeSmartflo(
+        departments=3,
+        ivrs=2,
+        numbers=2,
+        broadcast_lists=3,
+        leads_per_list=2,
+        broadcasts=250,
+        dialer_campaigns=2,
+    ) as api:
+        # One page at a time: read-ahead may otherwise ask for a page past the end.
+        run = tap(base_config(api.url, max_concurrent_requests=1), streams=streams)
+    assert run.returncode == 0, run.stderr
+    assert Counter(stream_of(r.path) for r in api.requests) == {
+        "departments": 1,
+        "ivrs": 1,
+        "my_numbers": 1,
+        "broadcast_lists": 1,
+        "broadcast_leads": 3,  # one per list
+        "broadcasts": 3,  # 250 broadcasts, 100 a page
+        "dialer_campaigns": 1,
+    }
