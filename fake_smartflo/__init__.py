@@ -22,7 +22,7 @@ One module per job:
 Serve it by hand with ``python -m fake_smartflo --contacts 5000``.
 """
 
-from fake_smartflo.data import CallRecord, Contact, ContactGroup, User
+from fake_smartflo.data import SAMPLE_ACCOUNT, CallRecord, Contact, ContactGroup, User
 from fake_smartflo.faults import FAULT_KINDS, LOGIN_THROTTLED, Fault
 from fake_smartflo.logins import TOKEN
 from fake_smartflo.render import IST, UTC
@@ -32,6 +32,7 @@ __all__ = [
     "FAULT_KINDS",
     "IST",
     "LOGIN_THROTTLED",
+    "SAMPLE_ACCOUNT",
     "TOKEN",
     "UTC",
     "CallRecord",

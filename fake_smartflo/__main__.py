@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 
-from fake_smartflo import TOKEN, FakeSmartflo
+from fake_smartflo import SAMPLE_ACCOUNT, TOKEN, FakeSmartflo
 
 
 def main() -> None:
@@ -14,32 +14,13 @@ def main() -> None:
         prog="python -m fake_smartflo",
         description="Serve a fake Smartflo API with sample data on 127.0.0.1.",
     )
-    parser.add_argument("--contacts", type=int, default=1000)
-    parser.add_argument("--groups", type=int, default=12)
-    parser.add_argument("--calls", type=int, default=500)
-    parser.add_argument("--users", type=int, default=40)
-    parser.add_argument("--departments", type=int, default=5)
-    parser.add_argument("--ivrs", type=int, default=3)
-    parser.add_argument("--numbers", type=int, default=4, help="the account's DIDs")
-    parser.add_argument("--broadcast-lists", type=int, default=3)
-    parser.add_argument("--leads-per-list", type=int, default=20)
-    parser.add_argument("--broadcasts", type=int, default=120)
-    parser.add_argument("--dialer-campaigns", type=int, default=3)
+    for name, default in SAMPLE_ACCOUNT.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=int, default=default, dest=name)
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
-    args = parser.parse_args()
-    api = FakeSmartflo(
-        contacts=args.contacts,
-        contact_groups=args.groups,
-        calls=args.calls,
-        users=args.users,
-        departments=args.departments,
-        ivrs=args.ivrs,
-        numbers=args.numbers,
-        broadcast_lists=args.broadcast_lists,
-        leads_per_list=args.leads_per_list,
-        broadcasts=args.broadcasts,
-        dialer_campaigns=args.dialer_campaigns,
-    ).start(args.port)
+    args = vars(parser.parse_args())
+    port = args.pop("port")
+    api = FakeSmartflo(**args).start(port)
     print(f"Fake Smartflo API at {api.url} (token {TOKEN})", flush=True)  # noqa: T201
     try:
         threading.Event().wait()

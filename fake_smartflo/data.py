@@ -16,6 +16,20 @@ VISIBLE_TO: tuple[list[object] | None, ...] = (None, ["Sales"], ["Sales", 12])
 #: The share of calls that were answered (and so have a recording).
 ANSWERED = 0.7
 DEPARTMENTS = ("Sales", "Support", "Billing", "Renewals", "Escalations")
+#: A small account with some of everything, for the demo and for serving by hand.
+SAMPLE_ACCOUNT = {
+    "contacts": 1000,
+    "contact_groups": 12,
+    "calls": 500,
+    "users": 40,
+    "departments": 5,
+    "ivrs": 3,
+    "numbers": 4,
+    "broadcast_lists": 3,
+    "leads_per_list": 20,
+    "broadcasts": 120,
+    "dialer_campaigns": 3,
+}
 
 
 @dataclass

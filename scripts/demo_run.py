@@ -18,7 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from fake_smartflo import TOKEN, FakeSmartflo
+from fake_smartflo import SAMPLE_ACCOUNT, TOKEN, FakeSmartflo
 
 MELTANO = Path(sys.executable).with_name("meltano")
 PROJECT = Path(__file__).resolve().parent.parent
@@ -27,8 +27,8 @@ SAMPLE_CONTACTS = 1200
 ROWS_SHOWN = 3
 #: The fields shown of each record, when it has them.
 SHOWN_FIELDS = (
-    "id", "name", "started_at", "direction", "status", "call_duration",
-    "updated_at", "deleted_at",
+    "id", "name", "did", "started_at", "direction", "status", "call_duration",
+    "list_id", "updated_at", "deleted_at",
 )  # fmt: skip
 
 
@@ -143,15 +143,18 @@ def demo_run(env: dict[str, str]) -> None:
         path.unlink()
     meltano("--environment=demo", "state", "clear", "--force", state_id,
             env=env, quiet=True, say=False)  # fmt: skip
-    fake = FakeSmartflo(
-        contacts=SAMPLE_CONTACTS, contact_groups=12, calls=500, users=40
-    )
+    fake = FakeSmartflo(**{**SAMPLE_ACCOUNT, "contacts": SAMPLE_CONTACTS})
     with fake as api:
         env = {**env, "TAP_SMARTFLO_API_URL": api.url, "TAP_SMARTFLO_API_TOKEN": TOKEN}
+        leads = sum(len(leads) for leads in api.lead_store.values())
         print(
             f"\nFake Smartflo API at {api.url} with {SAMPLE_CONTACTS} contacts,"
             f" {len(api.group_store)} contact groups, {len(api.call_store)} call"
-            f" records and {len(api.user_store)} users."
+            f" records, {len(api.user_store)} users, {len(api.department_store)}"
+            f" departments, {len(api.ivr_store)} IVRs, {len(api.number_store)}"
+            f" numbers, {len(api.list_store)} broadcast lists of {leads} leads,"
+            f" {len(api.broadcast_store)} broadcasts and {len(api.campaign_store)}"
+            " dialer campaigns."
         )
         meltano(f"--environment={environment}", "run", *JOB, env=env, quiet=True)
         print("\nFirst run, everything:")
@@ -185,8 +188,10 @@ def demo_run(env: dict[str, str]) -> None:
         f"  Unchanged contacts written again: {unchanged}. The minutes before the"
         " previous bookmark were read again (lookback_minutes, for changes Smartflo"
         " commits late), but what the last run wrote was not written twice."
-        "\n  (users has no timestamps, so every run reads it whole; call_records"
-        " re-reads the last call_records_lookback_hours, for late recordings.)"
+        "\n  (users, departments, ivrs, my_numbers, broadcast_lists,"
+        " broadcast_leads, broadcasts and dialer_campaigns have no usable"
+        " timestamps, so every run reads them whole; call_records re-reads the last"
+        " call_records_lookback_hours, for late recordings.)"
     )
     print(
         "\nNext: set TAP_SMARTFLO_API_TOKEN (or TAP_SMARTFLO_EMAIL and"

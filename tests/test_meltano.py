@@ -30,9 +30,9 @@ def lookback() -> timedelta:
     return timedelta(minutes=setting["value"])
 
 
-def jsonl_ids(folder: Path) -> list[int]:
-    """The contact ids target-jsonl wrote, in file order."""
-    lines = (folder / "contacts.jsonl").read_text().splitlines()
+def jsonl_ids(folder: Path, stream: str = "contacts") -> list[t.Any]:
+    """The ids of ``stream`` target-jsonl wrote, in file order."""
+    lines = (folder / f"{stream}.jsonl").read_text().splitlines()
     return [json.loads(line)["id"] for line in lines]
 
 
@@ -54,12 +54,29 @@ def test_run_writes_every_contact_then_the_schedule_writes_the_changes(
     meltano: Meltano, tmp_path: Path, watchdog: RequestRecorder
 ):
     output = tmp_path / "output"
-    with FakeSmartflo(contacts=1200) as api:
+    with FakeSmartflo(
+        contacts=1200,
+        departments=2,
+        ivrs=1,
+        numbers=2,
+        broadcast_lists=2,
+        leads_per_list=2,
+        broadcasts=3,
+        dialer_campaigns=1,
+    ) as api:
         env = {"TAP_SMARTFLO_API_URL": api.url, "TAP_SMARTFLO_API_TOKEN": TOKEN}
         meltano.ok("run", "tap-smartflo", "target-jsonl", **env)
         first = jsonl_ids(output)
         assert sorted(first) == sorted(api.store)
         assert len(first) == len(set(first))
+        # The account's reference and campaign data, each stream in its file.
+        assert sorted(jsonl_ids(output, "departments")) == sorted(api.department_store)
+        assert jsonl_ids(output, "ivrs") == list(api.ivr_store)
+        assert jsonl_ids(output, "my_numbers") == [str(i) for i in api.number_store]
+        assert jsonl_ids(output, "broadcast_lists") == list(api.list_store)
+        assert len(jsonl_ids(output, "broadcast_leads")) == 4
+        assert sorted(jsonl_ids(output, "broadcasts")) == sorted(api.broadcast_store)
+        assert jsonl_ids(output, "dialer_campaigns") == ["901"]
         saved = meltano.state(STATE_ID)
         assert bookmark(saved) == api.newest_updated_at
 
