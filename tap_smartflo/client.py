@@ -237,7 +237,8 @@ class SmartfloStream(RESTStream[t.Any]):
                     )
                 )
         self.logger.info(
-            "Read '%s' whole: version %d is active, rows of older versions are gone",
+            "Read '%s' whole: ACTIVATE_VERSION %d sent (the target may now remove the "
+            "rows this run did not send)",
             self.name,
             version,
         )
