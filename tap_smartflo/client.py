@@ -115,7 +115,8 @@ class SmartfloStream(RESTStream[t.Any]):
         self.services = services
         self._extracted_at = datetime.now(timezone.utc)  # when this page arrived
         self._pages_received = 0
-        self._read_in_this_run = False
+        #: Whether this run asked for the stream's records (its SCHEMA went out).
+        self.read_in_this_run = False
 
     @cached_property
     @override
@@ -220,7 +221,7 @@ class SmartfloStream(RESTStream[t.Any]):
             if (
                 stream.selected
                 and stream.activates_versions
-                and stream._read_in_this_run  # noqa: SLF001 (a stream of this class)
+                and stream.read_in_this_run
                 and stream.name not in report.skipped
                 and stream.name not in report.unread
             ):
@@ -347,7 +348,7 @@ class SmartfloStream(RESTStream[t.Any]):
         if self.name in report.skipped:
             return  # refused already: a child is not asked again for each parent
         extracted_before = self.extracted_before
-        self._read_in_this_run = True
+        self.read_in_this_run = True
         report.begin(self.name)
         try:
             yield from super().get_records(context)
