@@ -9,7 +9,9 @@ One module per job:
 
 - ``data``: the seeded records, and the changes tests make between runs
   (``add_contacts``, ``touch``, ``soft_delete``, ``add_groups``, ``touch_group``,
-  ``add_calls``, ``add_call``, ``touch_call``, ``add_users``);
+  ``add_calls``, ``add_call``, ``touch_call``, ``add_users``); ``custom_labels``
+  (``MIXED_LABELS``) gives groups custom labels that overlap, are one field in
+  other spellings, or are in Hindi and Tamil, and contacts values for them;
 - ``render``: how the API writes records (zones, time formats, ids as text);
 - ``endpoints``: query parameters, pages and each endpoint's quirks;
 - ``logins``: accepted tokens, their expiry, and ``POST /v1/auth/login``;
@@ -20,7 +22,7 @@ One module per job:
 Serve it by hand with ``python -m fake_smartflo --contacts 5000``.
 """
 
-from fake_smartflo.data import CallRecord, Contact, ContactGroup, User
+from fake_smartflo.data import MIXED_LABELS, CallRecord, Contact, ContactGroup, User
 from fake_smartflo.faults import FAULT_KINDS, LOGIN_THROTTLED, Fault
 from fake_smartflo.logins import TOKEN
 from fake_smartflo.render import IST, UTC
@@ -30,6 +32,7 @@ __all__ = [
     "FAULT_KINDS",
     "IST",
     "LOGIN_THROTTLED",
+    "MIXED_LABELS",
     "TOKEN",
     "UTC",
     "CallRecord",
