@@ -34,6 +34,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_smartflo.auth import SmartfloAuth
+    from tap_smartflo.custom_fields import CustomFieldColumns
     from tap_smartflo.normalize import Converter, Source
     from tap_smartflo.pagination import KeysetPaginator
     from tap_smartflo.prefetch import Send
@@ -56,6 +57,9 @@ class Services:
     report: RunReport
     #: Emits a STATE message with the tap's state now (when it has changed).
     write_state: Callable[[], None]
+    #: Contacts' custom-field columns (name -> schema): the input catalog's, else
+    #: discovered from the contact groups (once per tap).
+    contact_columns: Callable[[], Mapping[str, dict[str, t.Any]]]
 
 
 class SmartfloStream(RESTStream[t.Any]):
@@ -125,7 +129,13 @@ class SmartfloStream(RESTStream[t.Any]):
             overrides=self.converter_overrides,
             derived=self.derived_fields,
             selected=self.mask.__getitem__,
+            custom_fields=self.custom_fields,
         )
+
+    @property
+    def custom_fields(self) -> CustomFieldColumns | None:
+        """What fills columns from a list of name/value pairs (none by default)."""
+        return None
 
     @override
     def _generate_record_messages(
