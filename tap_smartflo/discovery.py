@@ -129,7 +129,7 @@ def read_labels(
         transport.retry,
         # One line says what came of discovery; its retries are DEBUG detail.
         retry_log_level=logging.DEBUG,
-        advice="the next discovery tries again",
+        advice="",  # the line that reports the failure says what comes next
         budget_name="discovery's budget",
     )
     paginator = PageNumberPaginator()

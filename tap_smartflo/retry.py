@@ -51,7 +51,8 @@ class RetryPolicy:
     #: The level of the line each retry logs (a caller that says in one line what
     #: came of its retries lowers it).
     retry_log_level: int = logging.WARNING
-    #: What the user can do when the retries outlast ``budget``, and its name.
+    #: What the user can do when the retries outlast ``budget`` (if anything), and
+    #: the budget's name.
     advice: str = "try again later, or raise retry_max_seconds"
     budget_name: str = "retry_max_seconds"
 
@@ -92,7 +93,7 @@ class RetryPolicy:
                     msg = (
                         f"{what} kept failing for {elapsed:.0f} s ({tries} tries; "
                         f"last: {reason}). Smartflo may be down or limiting this "
-                        f"account: {self.advice}"
+                        f"account{': ' if self.advice else ''}{self.advice}"
                     )
                     raise GaveUpError(msg) from None
                 self.logger.log(

@@ -221,5 +221,6 @@ def test_discovery_of_an_unreachable_api_gives_up_within_its_own_budget(
     assert len(api.requests_to(GROUPS)) > 1  # retried, within the budget
     assert custom_columns(json.loads(run.stdout)) == []
     (line,) = lines_about_custom_fields(run)
-    assert "discovery tries again" in line
+    assert "kept failing" in line
+    assert "the next discovery tries again" in line
     assert "retry" not in run.stderr.replace("tries again", "")
