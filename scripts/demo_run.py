@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -32,7 +33,10 @@ SHOWN_FIELDS = (
 
 
 def meltano(*args: str, env: dict[str, str], quiet: bool, say: bool = True) -> str:
-    """Run a meltano command in the project (saying it first); return its stdout."""
+    """Run a meltano command in the project (saying it first); return its stdout.
+
+    A quiet ``run`` prints the tap's closing summary lines from Meltano's log.
+    """
     if say:
         print(f"\n$ meltano {' '.join(args)}", flush=True)
     done = subprocess.run(
@@ -48,7 +52,18 @@ def meltano(*args: str, env: dict[str, str], quiet: bool, say: bool = True) -> s
         if quiet:
             print(done.stdout[-2000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
         sys.exit(f"meltano {' '.join(args)} failed (exit code {done.returncode})")
+    if quiet and "run" in args:
+        print("  What the tap logged of its progress, and its summary of the run:")
+        for line in tap_lines(done.stderr or ""):
+            print(f"    {line}")
     return done.stdout or ""
+
+
+def tap_lines(log: str) -> list[str]:
+    """The tap's "Progress: ..." and "Summary: ..." lines, from Meltano's log."""
+    found = (re.search(r"(Progress|Summary): .*", line) for line in log.splitlines())
+    # Meltano appends its own fields (cmd_type=elb ...) to each line.
+    return [re.split(r"\s+cmd_type=", m[0])[0].rstrip() for m in found if m]
 
 
 def line_counts(folder: Path) -> dict[Path, int]:

@@ -125,8 +125,10 @@ def rewrite_meltano_yml(settings: list[dict[str, t.Any]]) -> None:
     text = MELTANO_YML.read_text()
     extractor = text.index("\n  - name: tap-smartflo\n")
     start = text.index("\n    settings:\n", extractor) + len("\n    settings:\n")
-    loaders = re.search(r"^  loaders:$", text, re.MULTILINE)
-    end = loaders.start() if loaders else len(text)
+    # The block is the list's lines ("    - ..." and deeper); what follows it (the
+    # extractor's other keys, the accounts that inherit from it) stays.
+    after = re.compile(r"^(?!    - |      )", re.MULTILINE).search(text, start)
+    end = after.start() if after else len(text)
     block = "".join(f"    {line}\n" for line in _dump(settings).splitlines())
     MELTANO_YML.write_text(text[:start] + block + text[end:])
 

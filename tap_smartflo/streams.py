@@ -17,6 +17,7 @@ from tap_smartflo.normalize import (
     UTC,
     date_time_text,
     not_available_as_null,
+    parse_time,
     query_time,
     to_id_text,
     to_int,
@@ -185,12 +186,18 @@ class CallRecordsStream(IncrementalSmartfloStream):
         start: datetime,
         end: datetime,
         ledger: CallLedger,
+        *,
+        narrowest: bool = False,
     ) -> Iterator[dict[str, t.Any]]:
         """Every call the server returns for ``[start, end)``, once in the run.
 
-        The window is read again (twice at most, while that finds more) when it
-        yielded fewer distinct calls than the ``count`` the server gave: pages of
-        calls started in the same second can come in a different order each time.
+        A window that yielded fewer distinct calls than the ``count`` the server
+        gave is read again (twice at most, while that finds more): calls written
+        while it was read shift its pages. Calls that started in the same second
+        can also come in another order on every request (a sort that is not unique
+        under LIMIT/OFFSET): then only the seconds whose calls straddle a page
+        boundary can lose some, so each such second is read on its own, where one
+        page holds all its calls.
         """
         window = {
             **(context or {}),
@@ -199,16 +206,21 @@ class CallRecordsStream(IncrementalSmartfloStream):
             "to_date": query_time(end, IST),
         }
         returned: set[str] = set()
+        straddling: set[str] = set()
+        count: int | None = None
         for reading in range(3):
             before = len(returned)
+            order: list[str | None] = []
             for record in super().request_records(window):
+                order.append(record["started_at"])
                 if not ledger.near(record["started_at"], start, end):
                     self._warn_filter_ignored(record, window)
                     continue
                 returned.add(record["id"])
                 if ledger.first_time(record["id"], record["started_at"]):
                     yield record
-            count = self._paginator.count
+            count, limit = self._paginator.count, self._paginator.limit
+            straddling |= _straddling(order, limit)
             if count is None or len(returned) >= count or len(returned) == before:
                 break
             self.logger.warning(
@@ -220,6 +232,23 @@ class CallRecordsStream(IncrementalSmartfloStream):
                 window["to_date"],
                 len(returned),
                 reading + 1,
+            )
+        if count is None or len(returned) >= count or narrowest or not straddling:
+            return
+        self.logger.warning(
+            "%s still gave %d distinct calls of %d for %s to %s (IST): reading "
+            "the %d seconds whose calls straddle a page boundary one by one",
+            self.path,
+            len(returned),
+            count,
+            window["from_date"],
+            window["to_date"],
+            len(straddling),
+        )
+        for second in sorted(straddling):
+            moment = t.cast("datetime", parse_time(second))
+            yield from self._window_records(
+                context, moment, moment + timedelta(seconds=1), ledger, narrowest=True
             )
 
     def _warn_filter_ignored(
@@ -239,3 +268,11 @@ class CallRecordsStream(IncrementalSmartfloStream):
             window["from_date"],
             window["to_date"],
         )
+
+
+def _straddling(order: list[str | None], limit: int | None) -> set[str]:
+    """The start times shared by the last call of a page and the first of the next."""
+    if not limit:
+        return set()
+    edges = (order[k - 1 : k + 1] for k in range(limit, len(order), limit))
+    return {a for a, b in edges if a is not None and a == b}

@@ -73,6 +73,11 @@ def test_demo_without_credentials_extracts_the_fake_then_only_its_changes(
     assert sum(r["name"].startswith("Renamed") for r in second) == 2
     assert sum(r["deleted_at"] is not None for r in second) == 1
     assert len({r["id"] for r in second} - {r["id"] for r in first}) == 5
+    # It shows the tap's own account of each run: progress, then the summary.
+    assert "Progress: call_records: " in done.stdout
+    assert "Summary: contacts: 1,200 records" in done.stdout
+    assert "Summary: contacts: 8 records" in done.stdout
+    assert done.stdout.count("Summary: Run succeeded") == 2
     # The demo's bookmarks are the demo environment's, never a real account's.
     saved = printed_state(done.stdout, "Meltano saved the state:")
     assert saved["singer_state"]["bookmarks"]["contacts"]["replication_key_value"]

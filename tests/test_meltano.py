@@ -24,7 +24,8 @@ STATE_ID = "dev:tap-smartflo-to-target-jsonl"
 def lookback() -> timedelta:
     """The lookback meltano.yml gives the extractor."""
     project = yaml.safe_load((REPO / "meltano.yml").read_text())
-    (extractor,) = project["plugins"]["extractors"]
+    extractors = project["plugins"]["extractors"]
+    (extractor,) = (e for e in extractors if e["name"] == "tap-smartflo")
     (setting,) = (s for s in extractor["settings"] if s["name"] == "lookback_minutes")
     return timedelta(minutes=setting["value"])
 
@@ -135,3 +136,20 @@ def test_a_forbidden_stream_is_skipped_and_the_rest_is_loaded(
         assert "Skipping stream" not in selected.stderr
     assert sorted(jsonl_ids(tmp_path / "output")) == sorted(api.store)
     assert sorted(p.name for p in (tmp_path / "output").iterdir()) == ["contacts.jsonl"]
+
+
+def test_meltano_config_test_passes_after_one_request(meltano: Meltano):
+    # Meltano's test runs the extractor until its first record: contacts go first.
+    with FakeSmartflo(contacts=30, calls=20) as api:
+        env = {"TAP_SMARTFLO_API_URL": api.url, "TAP_SMARTFLO_API_TOKEN": TOKEN}
+        done = meltano.ok("config", "test", "tap-smartflo", **env)
+        wrong = meltano("config", "test", "tap-smartflo", **env | {
+            "TAP_SMARTFLO_API_TOKEN": "not-the-token-value"
+        })  # fmt: skip
+    assert "Plugin configuration is valid" in done.stdout + done.stderr
+    assert [r.path for r in api.requests][:1] == ["/v1/contacts"]
+    assert len(api.requests_to("/v1/call/records")) == 0
+    assert wrong.returncode != 0
+    said = wrong.stdout + wrong.stderr
+    assert "refused the credentials" in said
+    assert "not-the-token-value" not in said

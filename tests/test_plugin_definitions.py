@@ -21,8 +21,22 @@ def about_json() -> dict[str, t.Any]:
 
 def meltano_yml_extractor() -> dict[str, t.Any]:
     project = yaml.safe_load(MELTANO_YML.read_text())
-    (extractor,) = project["plugins"]["extractors"]
+    extractors = project["plugins"]["extractors"]
+    (extractor,) = (e for e in extractors if e["name"] == "tap-smartflo")
     return extractor
+
+
+def test_every_account_in_meltano_yml_inherits_the_extractor_with_its_own_schema():
+    project = yaml.safe_load(MELTANO_YML.read_text())
+    accounts = [e for e in project["plugins"]["extractors"] if "inherit_from" in e]
+    assert accounts, "meltano.yml shows no account of its own"
+    schemas = {meltano_yml_extractor()["load_schema"]}
+    for account in accounts:
+        assert account["inherit_from"] == "tap-smartflo"
+        # Credentials come from the account's own settings, never written here.
+        assert set(account) == {"name", "inherit_from", "load_schema"}
+        assert account["load_schema"] not in schemas
+        schemas.add(account["load_schema"])
 
 
 def hub_definition() -> dict[str, t.Any]:

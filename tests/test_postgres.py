@@ -198,3 +198,44 @@ def test_meltano_run_into_postgres_upserts_updates_and_soft_deletes(
     assert datetime.fromisoformat(state["replication_key_value"]) == (
         api.newest_updated_at
     )
+
+
+def test_two_accounts_load_into_their_own_schemas_with_their_own_state(
+    database: str, meltano: Meltano
+):
+    # Two accounts of one group, each an extractor that inherits tap-smartflo
+    # (meltano.yml), run as separate jobs into one database.
+    with (
+        FakeSmartflo(contacts=30, users=4, seed=1) as north,
+        FakeSmartflo(contacts=20, users=3, seed=2) as south,
+    ):
+        env = {
+            "TAP_SMARTFLO__NORTH_API_URL": north.url,
+            "TAP_SMARTFLO__NORTH_API_TOKEN": TOKEN,
+            "TAP_SMARTFLO__SOUTH_API_URL": south.url,
+            "TAP_SMARTFLO__SOUTH_API_TOKEN": TOKEN,
+            **loader_env(database),
+        }
+        meltano.ok("run", "smartflo-north-to-postgres", **env)
+        meltano.ok("run", "smartflo-south-to-postgres", **env)
+        south.add_contacts(2)
+        meltano.ok("run", "smartflo-south-to-postgres", **env)
+    for account, api in (("north", north), ("south", south)):
+        schema = f"smartflo_{account}"
+        with psycopg.connect(dbname=database) as connection:
+            contacts = connection.execute(
+                sql.SQL("SELECT id FROM {}.contacts").format(sql.Identifier(schema))
+            ).fetchall()
+            users = connection.execute(
+                sql.SQL("SELECT id FROM {}.users").format(sql.Identifier(schema))
+            ).fetchall()
+        assert sorted(row[0] for row in contacts) == sorted(api.store), account
+        assert sorted(row[0] for row in users) == sorted(api.user_store), account
+        state = meltano.state(f"dev:tap-smartflo--{account}-to-target-postgres")
+        bookmark = state["singer_state"]["bookmarks"]["contacts"]
+        assert datetime.fromisoformat(bookmark["replication_key_value"]) == (
+            api.newest_updated_at
+        )
+    # Nothing went to the main account's schema either.
+    schemas = "SELECT count(*) FROM information_schema.schemata WHERE schema_name = "
+    assert scalar(database, schemas + "'smartflo'") == 0
