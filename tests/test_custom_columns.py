@@ -11,26 +11,21 @@ import pytest
 from fake_smartflo import MIXED_LABELS, TOKEN, FakeSmartflo
 from scripts.catalog import deselect_properties, select_streams
 from tap_smartflo import discovery
-from tests.helpers import EMAIL, PASSWORD, base_config, login_config
+from tests.helpers import (
+    EMAIL,
+    MIXED_COLUMNS,
+    PASSWORD,
+    as_text,
+    base_config,
+    expected_columns,
+    login_config,
+)
 
 if t.TYPE_CHECKING:
-    from fake_smartflo import Contact
     from tests.helpers import TapRun
 
 GROUPS = "/v1/contact/groups"
-#: Each custom label of MIXED_LABELS and its column (None: a standard label).
-LABEL_COLUMNS = {
-    "Alternate Phone Number": "cf_alternate_phone_number",
-    "Loan Amount": "cf_loan_amount",
-    "loan  amount": "cf_loan_amount",
-    "LOAN AMOUNT": "cf_loan_amount",
-    "Loan-Amount": "cf_loan_amount__da3b5ec1",
-    "ऋण राशि": "cf_rn_rasi__d2a76d8c",
-    "கடன் தொகை": "cf_ktn_tokai__1045767a",
-    "Branch": "cf_branch",
-    "Email ID": None,
-}
-COLUMNS = sorted({column for column in LABEL_COLUMNS.values() if column})
+COLUMNS = MIXED_COLUMNS
 #: Contacts in three groups whose field maps overlap, collide and are not Latin.
 MIXED = {"contacts": 60, "contact_groups": 3, "custom_labels": MIXED_LABELS}
 MIXED_LABELS_ONLY = {"custom_labels": MIXED_LABELS}
@@ -43,19 +38,6 @@ def contacts_properties(catalog: dict[str, t.Any]) -> dict[str, t.Any]:
 
 def custom_columns(catalog: dict[str, t.Any]) -> list[str]:
     return sorted(name for name in contacts_properties(catalog) if name[:3] == "cf_")
-
-
-def as_text(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def expected_columns(contact: Contact) -> dict[str, str | None]:
-    """The custom columns of ``contact``'s record: text, null for no value."""
-    columns: dict[str, str | None] = dict.fromkeys(COLUMNS)
-    for pair in contact.custom_fields:
-        if column := LABEL_COLUMNS[str(pair["name"])]:
-            columns[column] = as_text(pair["value"])
-    return columns
 
 
 def lines_about_custom_fields(run: TapRun) -> list[str]:
