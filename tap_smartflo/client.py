@@ -129,11 +129,11 @@ class SmartfloStream(RESTStream[t.Any]):
             overrides=self.converter_overrides,
             derived=self.derived_fields,
             selected=self.mask.__getitem__,
-            custom_fields=self.custom_fields,
+            custom_columns=self.custom_columns,
         )
 
     @property
-    def custom_fields(self) -> CustomFieldColumns | None:
+    def custom_columns(self) -> CustomFieldColumns | None:
         """What fills columns from a list of name/value pairs (none by default)."""
         return None
 

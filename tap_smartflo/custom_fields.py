@@ -43,14 +43,11 @@ MAX_NAME_BYTES = 63
 HASH_DIGITS = 8
 #: The slug of a label with no ASCII letter or digit at all ("???").
 EMPTY_SLUG = "field"
-#: Normalised standard labels -> the standard contacts column that holds them.
-STANDARD_LABELS = {
-    "phone number": "phone_number",
-    "name": "name",
-    "email id": "email_id",
-    "address": "address",
-    "company name": "company_name",
-}
+#: Normalised standard labels: the contacts columns phone_number, name, email_id,
+#: address and company_name already hold them.
+STANDARD_LABELS = frozenset(
+    {"phone number", "name", "email id", "address", "company name"}
+)
 #: Where a contact's custom fields are, in the API's record and in the schema.
 CUSTOM_FIELDS = "custom_fields"
 
@@ -60,6 +57,8 @@ _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 def field_key(label: str) -> str:
     """The label as fields are told apart: NFKC, case-folded, whitespace collapsed."""
+    # NFKC again after folding: case folding can leave a string that NFKC would
+    # still change, and two spellings of one field must meet in one key.
     folded = unicodedata.normalize(
         "NFKC", unicodedata.normalize("NFKC", label).casefold()
     )

@@ -379,8 +379,8 @@ class RecordNormalizer:
     ``overrides`` replace the converter the schema implies for some fields (an
     endpoint's quirks); ``derived`` fields take their raw value from the whole object
     (a time the API splits into a date and a time) and are then converted per the
-    schema like any other. ``custom_fields`` fills its columns (a contact's custom
-    fields, see ``custom_fields``) from name/value pairs.
+    schema like any other. ``custom_columns`` fills its columns from name/value
+    pairs (a contact's custom fields, see ``custom_fields``).
     """
 
     def __init__(  # noqa: PLR0913 (keyword-only options, each optional)
@@ -393,7 +393,7 @@ class RecordNormalizer:
         report_unknown: bool = True,
         selected: Selection | None = None,
         breadcrumb: tuple[str, ...] = (),
-        custom_fields: CustomFieldColumns | None = None,
+        custom_columns: CustomFieldColumns | None = None,
     ) -> None:
         """Prepare a converter per property of ``schema`` that is ``selected``.
 
@@ -401,8 +401,8 @@ class RecordNormalizer:
         record itself), so that nested properties are selected as the catalog says.
         """
         self.report_unknown = report_unknown
-        self.custom_fields = custom_fields
-        filled = custom_fields.columns if custom_fields is not None else frozenset()
+        self.custom_columns = custom_columns
+        filled = custom_columns.columns if custom_columns is not None else frozenset()
         overrides = overrides or {}
         derived = derived or {}
         properties = schema.get("properties", {})
@@ -460,8 +460,8 @@ class RecordNormalizer:
             }
             for name, source, convert in self.derived:
                 result[name] = convert(source(raw))
-            if self.custom_fields is not None:
-                self.custom_fields.fill(raw, result)
+            if self.custom_columns is not None:
+                self.custom_columns.fill(raw, result)
         except NormalizationError:
             self._raise_for_failing_field(raw)
             raise

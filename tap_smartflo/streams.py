@@ -54,7 +54,7 @@ class ContactsStream(UpdatedAfterStream):
 
     @cached_property
     @override
-    def custom_fields(self) -> CustomFieldColumns | None:
+    def custom_columns(self) -> CustomFieldColumns | None:
         if not self.config.get("custom_fields_as_columns", True):
             return None
         columns = [name for name in self.schema["properties"] if is_custom_column(name)]
@@ -64,8 +64,8 @@ class ContactsStream(UpdatedAfterStream):
     @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         yield from super().request_records(context)
-        if self.custom_fields is not None and (
-            unknown := self.custom_fields.newly_unknown()
+        if self.custom_columns is not None and (
+            unknown := self.custom_columns.newly_unknown()
         ):
             self.logger.info(
                 "Custom fields with no column in the catalog (kept in custom_fields; "

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tap_smartflo.custom_fields import column_for, column_schemas
+from tap_smartflo.custom_fields import CustomFieldColumns, column_for, column_schemas
 
 #: What a PostgreSQL identifier may hold without quoting or truncation.
 WAREHOUSE_SAFE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -110,3 +110,28 @@ def test_column_schemas_are_nullable_text_titled_with_the_label():
     assert loan["title"] == "LOAN AMOUNT"  # the first spelling in sorted order
     assert "Loan Amount" in loan["description"]
     assert schemas[column_for("ऋण राशि")]["title"] == "ऋण राशि"
+
+
+def test_a_record_fills_its_selected_columns_and_names_unknown_labels_once():
+    columns = CustomFieldColumns(
+        ["cf_loan_amount", "cf_branch", "cf_alternate_phone_number"],
+        filled=["cf_loan_amount", "cf_alternate_phone_number"],  # cf_branch deselected
+    )
+    raw = {
+        "custom_fields": [
+            {"name": "loan  amount", "value": None},
+            {"name": "Loan Amount", "value": 250000},  # one field: first non-null
+            {"name": "LOAN AMOUNT", "value": "ignored"},
+            {"name": "Branch", "value": "Pune"},
+            {"name": "Email ID", "value": "a@example.com"},  # a standard label
+            {"name": "Loan Tenure", "value": 36},  # no column in the schema
+            "not a pair",
+            {"name": None, "value": 1},
+        ]
+    }
+    record: dict[str, object] = {}
+    columns.fill(raw, record)
+    assert record == {"cf_loan_amount": "250000", "cf_alternate_phone_number": None}
+    columns.fill({"custom_fields": {"0": {"name": "Loan Tenure", "value": 1}}}, {})
+    assert columns.newly_unknown() == ["'Loan Tenure' (cf_loan_tenure)"]
+    assert columns.newly_unknown() == []
