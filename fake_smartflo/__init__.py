@@ -11,6 +11,9 @@ One module per job:
   (``add_contacts``, ``touch``, ``soft_delete``, ``add_groups``, ``touch_group``,
   ``add_calls``, ``add_call``, ``touch_call``, ``add_users``, ``add_departments``,
   ``remove_department``, ``add_broadcast_list``, ``add_broadcasts``);
+  ``custom_labels`` (``MIXED_LABELS``) gives groups custom labels that overlap, are
+  one field in other spellings, or are in Hindi and Tamil, and contacts values for
+  them;
 - ``render``: how the API writes records (zones, time formats, ids as text);
 - ``endpoints``: query parameters, pages and each endpoint's quirks, and the GET
   paths that change a broadcast (recorded in ``broadcast_actions``);
@@ -22,7 +25,14 @@ One module per job:
 Serve it by hand with ``python -m fake_smartflo --contacts 5000``.
 """
 
-from fake_smartflo.data import SAMPLE_ACCOUNT, CallRecord, Contact, ContactGroup, User
+from fake_smartflo.data import (
+    MIXED_LABELS,
+    SAMPLE_ACCOUNT,
+    CallRecord,
+    Contact,
+    ContactGroup,
+    User,
+)
 from fake_smartflo.faults import FAULT_KINDS, LOGIN_THROTTLED, Fault
 from fake_smartflo.logins import TOKEN
 from fake_smartflo.render import IST, UTC
@@ -32,6 +42,7 @@ __all__ = [
     "FAULT_KINDS",
     "IST",
     "LOGIN_THROTTLED",
+    "MIXED_LABELS",
     "SAMPLE_ACCOUNT",
     "TOKEN",
     "UTC",

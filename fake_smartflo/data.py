@@ -12,6 +12,17 @@ from fake_smartflo.render import UTC
 FIRST_NAMES = ("Asha", "Ravi", "Meera", "Arjun", "Priya", "Kiran", "Divya", "Rahul")
 GROUPS = ((39663, "dd contact group"), (39664, "Leads"), (39665, "Customers"))
 FIELD_MAP = ["Phone Number", "Name", "Email Id", "Address", "Company Name"]
+#: Custom labels for the three groups contacts belong to (``custom_labels``): they
+#: overlap ("Alternate Phone Number" twice), are one field in other spellings
+#: ("Loan Amount", "loan  amount", "LOAN AMOUNT"), differ only in punctuation
+#: ("Loan-Amount"), name a standard column ("Email ID"), or are in Hindi and Tamil.
+MIXED_LABELS = (
+    ("Alternate Phone Number", "Loan Amount", "ऋण राशि"),
+    ("loan  amount", "Loan-Amount", "Email ID", "கடன் தொகை"),
+    ("LOAN AMOUNT", "Alternate Phone Number", "Branch"),
+)
+#: What group owners type into custom fields: numbers, text, nothing.
+CUSTOM_VALUES: tuple[object, ...] = (None, 250000, "2.5 lakh", 1.5, "Pune", "")
 VISIBLE_TO: tuple[list[object] | None, ...] = (None, ["Sales"], ["Sales", 12])
 #: The share of calls that were answered (and so have a recording).
 ANSWERED = 0.7
@@ -198,6 +209,11 @@ class Dataset:
     leads_per_list: int = 0
     broadcasts: int = 0
     dialer_campaigns: int = 0
+    #: Custom labels of the first groups (in ``GROUPS`` order), for example
+    #: ``MIXED_LABELS``; each contact then carries a value for every custom label of
+    #: its group. None: the default data (a group has "Alternate Phone Number" or
+    #: no custom label, and every contact a value for it).
+    custom_labels: tuple[tuple[str, ...], ...] | None = None
     #: Recording URLs carry this access token in their query string, as Smartflo's do.
     recording_token: str = "rec-0123456789abcdef0123"  # noqa: S105 (made up)
 
@@ -240,9 +256,7 @@ class Dataset:
                 self._next_id += self.rng.randint(1, 3)
                 group_id, group_name = self.rng.choice(GROUPS)
                 self.clock += timedelta(seconds=self.rng.randint(1, 30))
-                alternate = self.rng.choice(
-                    [None, f"+9198{self.rng.randint(0, 10**8):08d}", 42]
-                )
+                custom_fields = self._custom_fields(group_id)
                 self.store[contact_id] = Contact(
                     id=contact_id,
                     contact_group_id=group_id,
@@ -252,15 +266,26 @@ class Dataset:
                     email_id=self.rng.choice([None, f"c{contact_id}@example.com"]),
                     address=self.rng.choice([None, "MG Road, Bengaluru"]),
                     company_name=self.rng.choice([None, "Acme Pvt Ltd"]),
-                    custom_fields=[
-                        {"name": "Alternate Phone Number", "value": alternate}
-                    ],
+                    custom_fields=custom_fields,
                     created_at=self.clock,
                     updated_at=self.clock,
                     ist_offsets=contact_id % 3 == 0,
                 )
                 ids.append(contact_id)
         return ids
+
+    def _custom_fields(self, group_id: int) -> list[dict[str, object]]:
+        """A new contact's custom fields: a value for each custom label of its group."""
+        if self.custom_labels is None:
+            alternate = self.rng.choice(
+                [None, f"+9198{self.rng.randint(0, 10**8):08d}", 42]
+            )
+            return [{"name": "Alternate Phone Number", "value": alternate}]
+        index = [group for group, _ in GROUPS].index(group_id)
+        labels = self.custom_labels[index] if index < len(self.custom_labels) else ()
+        return [
+            {"name": label, "value": self.rng.choice(CUSTOM_VALUES)} for label in labels
+        ]
 
     def touch(self, contact_id: int, **changes: object) -> None:
         """Update a contact (its ``updated_at`` becomes the server's clock)."""
@@ -319,6 +344,9 @@ class Dataset:
                     group_id, name = 39663 + index * 7, f"Group {index}"
                 self.clock += timedelta(seconds=self.rng.randint(1, 30))
                 custom = self.rng.choice([[], ["Alternate Phone Number"]])
+                if self.custom_labels is not None:
+                    labels = self.custom_labels[index : index + 1]
+                    custom = list(labels[0]) if labels else []
                 self.group_store[group_id] = ContactGroup(
                     id=group_id,
                     name=name,

@@ -23,12 +23,18 @@ Catalog = dict[str, t.Any]
 
 
 def discover() -> Catalog:
-    """The catalog ``tap-smartflo --discover`` prints (discovery sends no request)."""
+    """The catalog ``tap-smartflo --discover`` prints, without custom-field columns.
+
+    Those come from an account's contact groups: this discovery asks no server.
+    """
     with tempfile.TemporaryDirectory() as workdir:
         config = Path(workdir) / "config.json"
-        config.write_text(
-            json.dumps({"api_url": "http://127.0.0.1:9", "api_token": "-"})
-        )
+        settings = {
+            "api_url": "http://127.0.0.1:9",
+            "api_token": "-",
+            "custom_fields_as_columns": False,
+        }
+        config.write_text(json.dumps(settings))
         done = subprocess.run(
             [
                 sys.executable,

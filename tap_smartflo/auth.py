@@ -32,13 +32,28 @@ class SmartfloAuth(requests.auth.AuthBase):
     #: What the user set, for error messages.
     credential = "api_token"
 
-    def token(self) -> str:
-        """The token to send now."""
+    def token(
+        self, retry: RetryPolicy | None = None, timeout: float | None = None
+    ) -> str:
+        """The token to send now (logging in within ``retry`` and ``timeout``)."""
         raise NotImplementedError
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Authenticate ``request``."""
-        request.headers["Authorization"] = f"Bearer {self.token()}"
+        return self.sign(request)
+
+    def sign(
+        self,
+        request: requests.PreparedRequest,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> requests.PreparedRequest:
+        """Authenticate ``request``; a login it needs keeps to ``retry``, ``timeout``.
+
+        A request with a short budget (discovery's) must not wait on a login that
+        retries for the whole run's budget.
+        """
+        request.headers["Authorization"] = f"Bearer {self.token(retry, timeout)}"
         return request
 
     def worked(self, request: requests.PreparedRequest) -> None:
@@ -61,7 +76,11 @@ class TokenAuth(SmartfloAuth):
         # A token pasted from a file often ends in a newline: no header may.
         self._api_token = api_token.strip()
 
-    def token(self) -> str:
+    def token(
+        self,
+        retry: RetryPolicy | None = None,  # noqa: ARG002 (a token needs no login)
+        timeout: float | None = None,  # noqa: ARG002
+    ) -> str:
         """The configured token."""
         return self._api_token
 
@@ -72,7 +91,8 @@ class LoginAuth(SmartfloAuth):
     A token is renewed when its ``expires_in`` (less a margin) has passed, and once
     more when the API refuses a token that used to work. A token refused on its
     first use is not renewed again: that is a permanent refusal, not an expiry.
-    A refused login is never retried, since the account counts failures and locks.
+    A refused login is never retried, since the account counts failures and locks:
+    the refusal is remembered, and every later request fails with it.
     """
 
     credential = "email and password"
@@ -86,8 +106,10 @@ class LoginAuth(SmartfloAuth):
     ) -> None:
         """Prepare to log in with the tap's settings (``on_login`` counts each try)."""
         self._url = str(config["api_url"]).rstrip("/") + LOGIN_PATH
-        self._email = str(config["email"]).strip()
-        self._password = str(config["password"])
+        # Missing credentials stop a sync before any request (settings.py); a
+        # discovery without them never logs in.
+        self._email = str(config.get("email") or "").strip()
+        self._password = str(config.get("password") or "")
         self._timeout = float(config["request_timeout"])
         self._retry = retry
         self._session = session or requests.Session()
@@ -96,14 +118,31 @@ class LoginAuth(SmartfloAuth):
         self._token: str | None = None
         self._renew_at = 0.0
         self._confirmed = False
+        self._refused: LoginRefusedError | None = None
 
-    def token(self) -> str:
-        """The current token, logging in first when there is none or it is due."""
+    def token(
+        self, retry: RetryPolicy | None = None, timeout: float | None = None
+    ) -> str:
+        """The current token, logging in first when there is none or it is due.
+
+        The login is retried per ``retry`` (the tap's policy if None) and waits
+        ``timeout`` seconds at most for an answer (``request_timeout`` if None).
+
+        Raises:
+            LoginRefusedError: when Smartflo refused this login, now or before.
+        """
         with self._lock:
+            if self._refused is not None:
+                raise self._refused
             if self._token is None or time.monotonic() >= self._renew_at:
-                self._token, lifetime = self._retry.run(
-                    self._login, what="Logging in to Smartflo"
-                )
+                try:
+                    self._token, lifetime = (retry or self._retry).run(
+                        lambda: self._login(timeout or self._timeout),
+                        what="Logging in to Smartflo",
+                    )
+                except LoginRefusedError as exc:
+                    self._refused = exc
+                    raise
                 margin = min(60.0, lifetime * 0.1)
                 self._renew_at = time.monotonic() + lifetime - margin
                 self._confirmed = False
@@ -124,14 +163,14 @@ class LoginAuth(SmartfloAuth):
             self._token = None
             return True
 
-    def _login(self) -> tuple[str, float]:
+    def _login(self, timeout: float) -> tuple[str, float]:
         if self._on_login is not None:
             self._on_login()
         response = self._session.post(
             self._url,
             json={"email": self._email, "password": self._password},
             headers={"Accept": "application/json"},
-            timeout=self._timeout,
+            timeout=timeout,
         )
         status = response.status_code
         if (

@@ -48,6 +48,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib import Message
 
     from tap_smartflo.auth import SmartfloAuth
+    from tap_smartflo.custom_fields import CustomFieldColumns
     from tap_smartflo.normalize import Converter, Source
     from tap_smartflo.pagination import KeysetPaginator
     from tap_smartflo.prefetch import Send
@@ -75,6 +76,9 @@ class Services:
     #: This run's version of every full-table stream (epoch milliseconds when the
     #: run began: a later run's is greater).
     table_version: int
+    #: Contacts' custom-field columns (name -> schema): the input catalog's, else
+    #: discovered from the contact groups (once per tap).
+    contact_columns: Callable[[], Mapping[str, dict[str, t.Any]]]
 
 
 class SmartfloStream(RESTStream[t.Any]):
@@ -160,7 +164,13 @@ class SmartfloStream(RESTStream[t.Any]):
             overrides=self.converter_overrides,
             derived=self.derived_fields,
             selected=self.mask.__getitem__ if self.selected else None,
+            custom_columns=self.custom_columns,
         )
+
+    @property
+    def custom_columns(self) -> CustomFieldColumns | None:
+        """What fills columns from a list of name/value pairs (none by default)."""
+        return None
 
     @override
     def _generate_record_messages(

@@ -22,6 +22,9 @@ from decimal import Decimal
 import pendulum
 import pendulum.parsing.exceptions
 
+if t.TYPE_CHECKING:
+    from tap_smartflo.custom_fields import CustomFieldColumns
+
 UTC = timezone.utc
 #: Smartflo is an Indian service: a time without an offset is India Standard Time.
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
@@ -426,7 +429,8 @@ class RecordNormalizer:
     ``overrides`` replace the converter the schema implies for some fields (an
     endpoint's quirks); ``derived`` fields take their raw value from the whole object
     (a time the API splits into a date and a time) and are then converted per the
-    schema like any other.
+    schema like any other. ``custom_columns`` fills its columns from name/value
+    pairs (a contact's custom fields, see ``custom_fields``).
     """
 
     def __init__(  # noqa: PLR0913 (keyword-only options, each optional)
@@ -439,6 +443,7 @@ class RecordNormalizer:
         report_unknown: bool = True,
         selected: Selection | None = None,
         breadcrumb: tuple[str, ...] = (),
+        custom_columns: CustomFieldColumns | None = None,
     ) -> None:
         """Prepare a converter per property of ``schema`` that is ``selected``.
 
@@ -446,6 +451,8 @@ class RecordNormalizer:
         record itself), so that nested properties are selected as the catalog says.
         """
         self.report_unknown = report_unknown
+        self.custom_columns = custom_columns
+        filled = custom_columns.columns if custom_columns is not None else frozenset()
         overrides = overrides or {}
         derived = derived or {}
         properties = schema.get("properties", {})
@@ -471,7 +478,7 @@ class RecordNormalizer:
                 converter(name),
             )
             for name in properties
-            if name not in derived and wanted(name)
+            if name not in derived and name not in filled and wanted(name)
         )
         self.derived: tuple[tuple[str, Source, Converter], ...] = tuple(
             (name, source, converter(name))
@@ -503,6 +510,8 @@ class RecordNormalizer:
             }
             for name, source, convert in self.derived:
                 result[name] = convert(source(raw))
+            if self.custom_columns is not None:
+                self.custom_columns.fill(raw, result)
         except NormalizationError:
             self._raise_for_failing_field(raw)
             raise

@@ -32,6 +32,9 @@ if t.TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Collection, Mapping
 
+#: What discovery's requests (contact groups, for contacts' columns) are counted as.
+DISCOVERY = "discovery"
+
 
 @dataclass
 class StreamStats:
@@ -250,11 +253,13 @@ class RunReport:
                 f"{_plural(stats.retries, 'retry', 'retries')}, "
                 f"{stats.throttled} throttled (429), {seconds:.1f} s; {where}"
             )
-        logins = (
-            f" (and {_plural(self.other_requests, 'login')})"
-            if self.other_requests
-            else ""
-        )
+        others = []
+        if self.other_requests:
+            others.append(_plural(self.other_requests, "login"))
+        if DISCOVERY in self.stats:
+            requests = self.stats[DISCOVERY].requests
+            others.append(_plural(requests, "discovery request"))
+        logins = f" (and {', '.join(others)})" if others else ""
         lines.append(
             f"Run {outcome} in {now - self.started:.1f} s: "
             f"{_plural(streams, 'stream')}, {totals.records:,} records, "

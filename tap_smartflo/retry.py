@@ -48,6 +48,13 @@ class RetryPolicy:
     max_wait: float = 60.0
     logger: logging.Logger = logging.getLogger("tap-smartflo")  # noqa: RUF009
     pacer: Pacer | None = None
+    #: The level of the line each retry logs (a caller that says in one line what
+    #: came of its retries lowers it).
+    retry_log_level: int = logging.WARNING
+    #: What the user can do when the retries outlast ``budget`` (if anything), and
+    #: the budget's name.
+    advice: str = "try again later, or raise retry_max_seconds"
+    budget_name: str = "retry_max_seconds"
 
     def run(
         self,
@@ -79,19 +86,23 @@ class RetryPolicy:
                     if (told := server_wait(exc)) is not None:
                         msg = (
                             f"{what}: Smartflo asks to wait {told:.0f} s before "
-                            f"trying again ({reason}), longer than retry_max_seconds "
+                            f"trying again ({reason}), longer than {self.budget_name} "
                             f"({self.budget:.0f} s) allows: try again later"
                         )
                         raise GaveUpError(msg) from None
                     msg = (
                         f"{what} kept failing for {elapsed:.0f} s ({tries} tries; "
                         f"last: {reason}). Smartflo may be down or limiting this "
-                        "account: "
-                        "try again later, or raise retry_max_seconds"
+                        f"account{': ' if self.advice else ''}{self.advice}"
                     )
                     raise GaveUpError(msg) from None
-                self.logger.warning(
-                    "%s failed (%s); retry %d in %.1f s", what, reason, tries, wait
+                self.logger.log(
+                    self.retry_log_level,
+                    "%s failed (%s); retry %d in %.1f s",
+                    what,
+                    reason,
+                    tries,
+                    wait,
                 )
                 (cancelled or threading.Event()).wait(wait)
 

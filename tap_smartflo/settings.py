@@ -183,6 +183,18 @@ CONFIG_SCHEMA = th.PropertiesList(
             "hard_delete). Off: rows removed in Smartflo stay as they were."
         ),
     ),
+    th.Property(
+        "custom_fields_as_columns",
+        th.BooleanType,
+        default=True,
+        title="Custom fields as columns",
+        description=(
+            "Give contacts a nullable text column per custom field label of the "
+            "account's contact groups (cf_<label>; see the README), found at "
+            "discovery with one request per 100 contact groups. False: custom "
+            "fields stay in custom_fields only."
+        ),
+    ),
 ).to_dict()
 
 

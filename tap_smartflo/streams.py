@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typing as t
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from typing_extensions import override
 
 from tap_smartflo.call_windows import CALL_WINDOW_END_MARGIN, CallLedger, call_windows
-from tap_smartflo.client import SmartfloStream, UnpagedStream
+from tap_smartflo.client import SCHEMAS, SmartfloStream, UnpagedStream
+from tap_smartflo.custom_fields import CustomFieldColumns, is_custom_column
 from tap_smartflo.incremental import IncrementalSmartfloStream, UpdatedAfterStream
 from tap_smartflo.normalize import (
     IST,
@@ -33,11 +35,44 @@ if t.TYPE_CHECKING:
 
 
 class ContactsStream(UpdatedAfterStream):
-    """Contacts of every contact group: ``GET /v1/contacts``."""
+    """Contacts of every contact group: ``GET /v1/contacts``.
+
+    Each custom field label of the account's groups is also a column of its own,
+    filled from ``custom_fields`` (see ``custom_fields`` and ``discovery``).
+    """
 
     name = "contacts"
     path = "/v1/contacts"
     primary_keys = ("id",)
+
+    @cached_property
+    @override
+    def schema(self) -> dict[str, t.Any]:
+        schema = SCHEMAS.get_schema(self.name, key_properties=self.primary_keys)
+        columns = self.services.contact_columns()
+        # A new dict: the schema directory caches the file's.
+        return {**schema, "properties": {**schema["properties"], **columns}}
+
+    @cached_property
+    @override
+    def custom_columns(self) -> CustomFieldColumns | None:
+        if not self.config.get("custom_fields_as_columns", True):
+            return None
+        columns = [name for name in self.schema["properties"] if is_custom_column(name)]
+        selected = [name for name in columns if self.mask[("properties", name)]]
+        return CustomFieldColumns(columns, filled=selected)
+
+    @override
+    def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        yield from super().request_records(context)
+        if self.custom_columns is not None and (
+            unknown := self.custom_columns.newly_unknown()
+        ):
+            self.logger.info(
+                "Custom fields with no column in the catalog (kept in custom_fields; "
+                "the next discovery adds their columns): %s",
+                ", ".join(unknown),
+            )
 
 
 class ContactGroupsStream(UpdatedAfterStream):

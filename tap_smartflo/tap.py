@@ -16,6 +16,7 @@ from typing_extensions import override
 from tap_smartflo import redact
 from tap_smartflo.auth import LoginAuth, SmartfloAuth, TokenAuth
 from tap_smartflo.client import Services
+from tap_smartflo.discovery import contact_columns
 from tap_smartflo.errors import EndpointError, SmartfloError
 from tap_smartflo.normalize import NormalizationError
 from tap_smartflo.pacing import Pacer
@@ -153,6 +154,14 @@ class TapSmartflo(Tap):
             write_state=lambda: self.state_writer.write_state(self.state),
             write_message=self.write_message,
             table_version=self.initialized_at,
+            contact_columns=lambda: self.contact_columns,
+        )
+
+    @cached_property
+    def contact_columns(self) -> dict[str, dict[str, t.Any]]:
+        """Contacts' custom-field columns: the input catalog's, else discovered now."""
+        return contact_columns(
+            self.config, self.input_catalog, self.services.transport, self.logger
         )
 
     @override
@@ -196,6 +205,8 @@ class TapSmartflo(Tap):
                 config=config.config if config is not None else {},
                 parse_env_config=config is not None and config.parse_env,
                 validate_config=True,
+                # No catalog, so no discovery either: one request, not two.
+                setup_mapper=False,
             )
             passed = tap.check_connection()
         except ConfigValidationError as exc:

@@ -133,8 +133,9 @@ class Transport:
         path: str,
         records_key: str | None,
     ) -> Page:
-        # Signed at every try: another thread may have renewed the token.
-        self.auth(prepared)
+        # Signed at every try: another thread may have renewed the token. A login
+        # this needs keeps to this transport's retry budget and timeout.
+        self.auth.sign(prepared, self.retry, self.timeout)
         if self.logger.isEnabledFor(logging.DEBUG):
             # The headers as sent: the secret in them is masked in every log
             # record (see redact).

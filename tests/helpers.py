@@ -41,6 +41,8 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
 
+    from fake_smartflo import Contact
+
 REPO = Path(__file__).resolve().parent.parent
 #: Retries that wait next to nothing, with a budget no passing test comes near.
 FAST_RETRIES = {"retry_initial_seconds": 0.01, "retry_max_seconds": 30}
@@ -360,8 +362,10 @@ def _without_deprecations(run: TapRun) -> TapRun:
 @cache
 def _discovered() -> str:
     with tempfile.TemporaryDirectory() as workdir:
+        # Without custom-field columns: they come from the API (none is asked
+        # here), and tests that want them discover from their own fake.
         run = run_tap(
-            base_config("http://127.0.0.1:9"),
+            base_config("http://127.0.0.1:9", custom_fields_as_columns=False),
             workdir=Path(workdir),
             args=["--discover"],
         )
@@ -370,10 +374,42 @@ def _discovered() -> str:
 
 
 def discovered_catalog() -> dict[str, t.Any]:
-    """The catalog ``--discover`` prints (discovery sends no request); a new copy."""
+    """The catalog ``--discover`` prints without custom columns (no request); a copy."""
     return t.cast("dict[str, t.Any]", json.loads(_discovered()))
 
 
 def catalog_selecting(streams: t.Iterable[str]) -> dict[str, t.Any]:
     """The tap's catalog with only ``streams`` selected."""
     return select_streams(discovered_catalog(), streams)
+
+
+# Custom fields as columns
+
+#: Each custom label of fake_smartflo.MIXED_LABELS and its column (None: a standard
+#: label, which adds none).
+LABEL_COLUMNS = {
+    "Alternate Phone Number": "cf_alternate_phone_number",
+    "Loan Amount": "cf_loan_amount",
+    "loan  amount": "cf_loan_amount",
+    "LOAN AMOUNT": "cf_loan_amount",
+    "Loan-Amount": "cf_loan_amount__da3b5ec1",
+    "ऋण राशि": "cf_rn_rasi__d2a76d8c",
+    "கடன் தொகை": "cf_ktn_tokai__1045767a",
+    "Branch": "cf_branch",
+    "Email ID": None,
+}
+MIXED_COLUMNS = sorted({column for column in LABEL_COLUMNS.values() if column})
+
+
+def as_text(value: object) -> str | None:
+    """A custom field's value as the tap emits it: text, or null."""
+    return None if value is None else str(value)
+
+
+def expected_columns(contact: Contact) -> dict[str, str | None]:
+    """The custom columns of a MIXED_LABELS ``contact``'s record."""
+    columns: dict[str, str | None] = dict.fromkeys(MIXED_COLUMNS)
+    for pair in contact.custom_fields:
+        if column := LABEL_COLUMNS[str(pair["name"])]:
+            columns[column] = as_text(pair["value"])
+    return columns

@@ -30,10 +30,15 @@ def lookback() -> timedelta:
     return timedelta(minutes=setting["value"])
 
 
+def jsonl_records(folder: Path, stream: str = "contacts") -> list[dict[str, t.Any]]:
+    """The records of ``stream`` target-jsonl wrote, in file order."""
+    lines = (folder / f"{stream}.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
 def jsonl_ids(folder: Path, stream: str = "contacts") -> list[t.Any]:
     """The ids of ``stream`` target-jsonl wrote, in file order."""
-    lines = (folder / f"{stream}.jsonl").read_text().splitlines()
-    return [json.loads(line)["id"] for line in lines]
+    return [record["id"] for record in jsonl_records(folder, stream)]
 
 
 def bookmark(state: dict[str, t.Any]) -> datetime:
@@ -56,6 +61,7 @@ def test_run_writes_every_contact_then_the_schedule_writes_the_changes(
     output = tmp_path / "output"
     with FakeSmartflo(
         contacts=1200,
+        contact_groups=3,
         departments=2,
         ivrs=1,
         numbers=2,
@@ -81,14 +87,30 @@ def test_run_writes_every_contact_then_the_schedule_writes_the_changes(
         assert bookmark(saved) == api.newest_updated_at
 
         changed, deleted, added = api.change_some_contacts()
+        # A group owner adds a column in Smartflo and fills it for one contact:
+        # Meltano discovers again before the next run, which loads it as a column.
+        contact = api.store[changed[0]]
+        group = api.group_store[contact.contact_group_id]
+        api.touch_group(group.id, field_map=[*group.field_map, "Loan Tenure"])
+        tenure = {"name": "Loan Tenure", "value": 36}
+        api.touch(contact.id, custom_fields=[*contact.custom_fields, tenure])
         api.requests.clear()
         # The schedule runs the job; the job shares the state of the plain run.
         meltano.ok("schedule", "run", "smartflo-to-jsonl-hourly", **env)
 
+    records = jsonl_records(output)
+    assert all("cf_loan_tenure" not in record for record in records[: len(first)])
+    by_id = {record["id"]: record for record in records[len(first) :]}
+    assert by_id[changed[0]]["cf_loan_tenure"] == "36"
+    assert {"name": "Loan Tenure", "value": "36"} in by_id[changed[0]]["custom_fields"]
+    assert by_id[changed[1]]["cf_loan_tenure"] is None
     second = jsonl_ids(output)[len(first) :]
     old, window = bookmark(saved), lookback()
     # Only the changes: the lookback window is re-read, not re-emitted.
     assert sorted(second) == sorted({*changed, deleted, *added})
+    # Meltano discovered again first: every group (no updated_after), one page.
+    groups = [r.params for r in api.requests_to("/v1/contact/groups")]
+    assert groups[0] == {"limit": "100", "page": "1"}
     sent = {r.params.get("updated_after") for r in api.requests_to("/v1/contacts")}
     asked = old - window - timedelta(seconds=1)
     assert sent == {asked.strftime("%Y-%m-%d %H:%M:%S")}
@@ -164,9 +186,39 @@ def test_meltano_config_test_passes_after_one_request(meltano: Meltano):
             "TAP_SMARTFLO_API_TOKEN": "not-the-token-value"
         })  # fmt: skip
     assert "Plugin configuration is valid" in done.stdout + done.stderr
-    assert [r.path for r in api.requests][:1] == ["/v1/contacts"]
+    # Meltano discovers first (one request, for contacts' custom-field columns),
+    # then the run stops at the first record.
+    assert [r.path for r in api.requests][:2] == ["/v1/contact/groups", "/v1/contacts"]
     assert len(api.requests_to("/v1/call/records")) == 0
     assert wrong.returncode != 0
     said = wrong.stdout + wrong.stderr
     assert "refused the credentials" in said
     assert "not-the-token-value" not in said
+
+
+def test_meltano_discovers_before_every_run_whatever_the_pip_url(
+    meltano_installed: Meltano, tmp_path: Path
+):
+    # Meltano reuses the catalog of a tap installed from a package (a pip_url
+    # without -e) until its config changes, so a label added in Smartflo would never
+    # become a column: the extractor (which the accounts inherit) and the Hub
+    # definition (as Meltano Hub's lockfile of it) turn the cache off.
+    meltano = meltano_installed.with_database(tmp_path / "extras.db")
+    listed = meltano.ok("config", "list", "--extras", "--all", "tap-smartflo")
+    (line,) = (x for x in listed.stdout.splitlines() if "_use_cached_catalog" in x)
+    assert "current value: False (from `meltano.yml`)" in line, line
+    project = tmp_path / "project"
+    (project / "plugins" / "extractors").mkdir(parents=True)
+    (project / "meltano.yml").write_text(
+        "default_environment: dev\nenvironments:\n- name: dev\n"
+        "send_anonymous_usage_stats: false\nplugins:\n  extractors:\n"
+        "  - name: tap-smartflo\n    variant: smartflo-community\n"
+    )
+    locked = {"plugin_type": "extractors", **yaml.safe_load(HUB_YML.read_text())}
+    lockfile = "tap-smartflo--smartflo-community.lock"
+    (project / "plugins" / "extractors" / lockfile).write_text(json.dumps(locked))
+    listed = meltano.ok(
+        "config", "list", "--extras", "--all", "tap-smartflo", cwd=project
+    )
+    (line,) = (x for x in listed.stdout.splitlines() if "_use_cached_catalog" in x)
+    assert "current value: False (default)" in line, line

@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fake_smartflo import TOKEN, FakeSmartflo
+from fake_smartflo import MIXED_LABELS, TOKEN, FakeSmartflo
+from tests.helpers import MIXED_COLUMNS, expected_columns
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -129,6 +130,19 @@ def other_tables(database: str) -> dict[str, set[str]]:
     return found
 
 
+def text_columns(database: str, prefix: str) -> list[str]:
+    """The text columns of smartflo.contacts whose names start with ``prefix``."""
+    with psycopg.connect(dbname=database) as connection:
+        found = connection.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'smartflo' AND table_name = 'contacts'"
+            " AND column_name LIKE %s",
+            (prefix.replace("_", "\\_") + "%",),
+        ).fetchall()
+    assert {data_type for _, data_type in found} <= {"text"}, found
+    return sorted(name for name, _ in found)
+
+
 def scalar(database: str, query: str) -> t.Any:
     with psycopg.connect(dbname=database) as connection:
         row = connection.execute(query).fetchone()
@@ -139,6 +153,9 @@ def scalar(database: str, query: str) -> t.Any:
 def assert_row_is(row: dict[str, t.Any], contact: Contact) -> None:
     for name in ("name", "email_id", "phone_number", "contact_group_id"):
         assert row[name] == getattr(contact, name), (contact.id, name)
+    # Each custom field in its own text column (null where the contact has none).
+    found = {name: row[name] for name in MIXED_COLUMNS}
+    assert found == expected_columns(contact), contact.id
     for name in TIME_COLUMNS:
         expected = getattr(contact, name)
         # Stored as UTC wall-clock time in timestamp columns: the same instant.
@@ -161,6 +178,7 @@ def test_meltano_run_into_postgres_upserts_soft_deletes_and_removes_what_is_gone
         leads_per_list=3,
         broadcasts=4,
         dialer_campaigns=2,
+        custom_labels=MIXED_LABELS,
     ) as api:
         env = {
             "TAP_SMARTFLO_API_URL": api.url,
@@ -171,6 +189,7 @@ def test_meltano_run_into_postgres_upserts_soft_deletes_and_removes_what_is_gone
         }
         meltano.ok("run", "tap-smartflo", "target-postgres", **env)
         first = rows(database)
+        assert text_columns(database, "cf_") == MIXED_COLUMNS
         assert all(other_streams(api).values())
         assert other_tables(database) == other_streams(api)
         assert first.keys() == api.store.keys()

@@ -123,7 +123,9 @@ def test_a_refused_api_token_ends_the_run_fast_with_a_sentence(tap, api):
     run = tap(base_config(api.url, api_token="not-the-token-value", **FAST_RETRIES))
     assert_one_clear_line(run, "check that api_token is valid")
     assert "refused" in run.stderr
-    assert len(api.requests) == 1
+    # Discovery's (its columns are skipped with a warning), then the sync's: the
+    # run ends at the sync's first refusal, nothing retried.
+    assert len(api.requests) == 2
     assert_no_secret(run, "not-the-token-value")
 
 
@@ -132,8 +134,9 @@ def test_403_names_both_causes(tap, api):
     assert_one_clear_line(run, "HTTP 403")
     assert "no permission" in run.stderr
     assert "api_url or the path is wrong" in run.stderr
-    # Each stream tried once, none retried (broadcast leads need a list first).
-    assert len(api.requests) == len(STREAM_PATHS) - 1
+    # Discovery's request, then each stream's once (broadcast leads need a list
+    # first), none retried.
+    assert len(api.requests) == 1 + len(STREAM_PATHS) - 1
 
 
 def test_a_refused_endpoint_skips_its_stream_and_the_others_are_extracted(tap, api):
@@ -416,7 +419,9 @@ def test_a_login_throttled_with_retry_after_in_the_body_waits_as_told(tap):
 def test_a_login_told_to_wait_beyond_the_retry_budget_stops_with_a_sentence(tap):
     with FakeSmartflo(logins={EMAIL: PASSWORD}, login_retry_after=600) as api:
         api.faults.append(Fault(LOGIN_THROTTLED, "/v1/auth/login"))
-        run = tap(login_config(api.url, retry_max_seconds=30))
+        run = tap(
+            login_config(api.url, retry_max_seconds=30), streams=[CONTACTS_STREAM]
+        )
     assert_one_clear_line(run, "asks to wait")
     assert len(api.requests_to("/v1/auth/login")) == 1
     assert_no_secret(run, PASSWORD)
