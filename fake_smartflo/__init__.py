@@ -33,7 +33,7 @@ from fake_smartflo.data import (
     ContactGroup,
     User,
 )
-from fake_smartflo.faults import FAULT_KINDS, LOGIN_THROTTLED, Fault
+from fake_smartflo.faults import FAULT_KINDS, LOGIN_THROTTLED, REFUSED, Fault
 from fake_smartflo.logins import TOKEN
 from fake_smartflo.render import IST, UTC
 from fake_smartflo.server import FakeSmartflo, LocalServer, LoggedRequest
@@ -43,6 +43,7 @@ __all__ = [
     "IST",
     "LOGIN_THROTTLED",
     "MIXED_LABELS",
+    "REFUSED",
     "SAMPLE_ACCOUNT",
     "TOKEN",
     "UTC",

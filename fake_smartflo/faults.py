@@ -30,6 +30,9 @@ FAULT_KINDS = (
 #: A throttled login, as one public client saw it: 429 with a body field
 #: ``retry_after`` written as ``Y-m-d H:i:s`` in IST (``login_retry_after`` s on).
 LOGIN_THROTTLED = "login-429-retry-after-body"
+#: A refusal of one request (403, as for a token without permission), for a test
+#: to place on one path; not transient, so never part of a storm (FAULT_KINDS).
+REFUSED = "403"
 #: The fault a request over ``rate_limit`` gets.
 RATE_LIMITED = "rate-limit"
 #: The fault every ``refuse_every``-th request gets (other integrations' bursts).
@@ -48,6 +51,7 @@ CANNED_FAULTS: dict[str, tuple[int, bytes, dict[str, str]]] = {
     "502-html": (502, b"<html><body>Bad Gateway</body></html>", {}),
     "not-json": (200, b"<html><body>Maintenance</body></html>", {}),
     "half-json": (200, b'{"page": 1, "size": 10, "results": [{', {}),
+    REFUSED: (403, json.dumps({"message": "Forbidden"}).encode(), {}),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fake_smartflo import FakeSmartflo
+from fake_smartflo import REFUSED, FakeSmartflo, Fault
 from tests.helpers import FAST_RETRIES, base_config
 
 LISTS, LEADS, BROADCASTS = (
@@ -104,6 +104,18 @@ def test_a_list_whose_leads_answer_an_error_fails_the_run_after_the_rest(tap):
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert said[-1] == run.stderr.splitlines()[-1]
+
+
+def test_a_list_refused_after_others_were_read_is_a_gap_not_a_lost_stream(tap):
+    with FakeSmartflo(broadcast_lists=3, leads_per_list=2) as api:
+        api.faults.append(Fault(REFUSED, f"{LEADS}4402"))
+        run = tap(base_config(api.url), streams=OUTBOUND[:2])
+    assert run.returncode == 1
+    assert {r["list_id"] for r in run.records("broadcast_leads")} == {4401, 4403}
+    last = run.stderr.splitlines()[-1]
+    assert "the records of list_id 4402 were not read" in last
+    assert "HTTP 403 on /v1/broadcast/leads/4402" in last
+    assert "Skipping stream" not in run.stderr
 
 
 class NoLeadsAccount(FakeSmartflo):
