@@ -26,8 +26,10 @@ Serve it by hand with ``python -m fake_smartflo --contacts 5000``.
 """
 
 from fake_smartflo.data import (
+    IST,
     MIXED_LABELS,
     SAMPLE_ACCOUNT,
+    UTC,
     CallRecord,
     Contact,
     ContactGroup,
@@ -35,7 +37,6 @@ from fake_smartflo.data import (
 )
 from fake_smartflo.faults import FAULT_KINDS, LOGIN_THROTTLED, REFUSED, Fault
 from fake_smartflo.logins import TOKEN
-from fake_smartflo.render import IST, UTC
 from fake_smartflo.server import FakeSmartflo, LocalServer, LoggedRequest
 
 __all__ = [

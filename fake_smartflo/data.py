@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from fake_smartflo.render import UTC
+UTC = timezone.utc
+#: India Standard Time: how Smartflo writes a time without an offset.
+IST = timezone(timedelta(hours=5, minutes=30))
 
 FIRST_NAMES = ("Asha", "Ravi", "Meera", "Arjun", "Priya", "Kiran", "Divya", "Rahul")
 GROUPS = ((39663, "dd contact group"), (39664, "Leads"), (39665, "Customers"))

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from fake_smartflo import render
-from fake_smartflo.data import Dataset
-from fake_smartflo.render import CALL_DATE_FORMAT, IST
+from fake_smartflo.data import IST, Dataset
+from fake_smartflo.render import CALL_DATE_FORMAT
 
 #: A request's query parameters (the last value of each).
 Params = dict[str, str]

@@ -12,8 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fake_smartflo.data import Dataset
-from fake_smartflo.render import CALL_DATE_FORMAT, IST
+from fake_smartflo.data import IST, Dataset
+from fake_smartflo.render import CALL_DATE_FORMAT
 
 FAULT_KINDS = (
     "429",  # the documented body, success as a string

@@ -10,6 +10,8 @@ import json
 import typing as t
 from datetime import datetime, timedelta, timezone
 
+from fake_smartflo.data import IST, UTC
+
 if t.TYPE_CHECKING:
     from fake_smartflo.data import (
         Broadcast,
@@ -25,8 +27,6 @@ if t.TYPE_CHECKING:
         User,
     )
 
-UTC = timezone.utc
-IST = timezone(timedelta(hours=5, minutes=30))
 #: How call records write times, and how ``from_date``/``to_date`` are read.
 CALL_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

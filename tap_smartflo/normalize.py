@@ -22,9 +22,6 @@ from decimal import Decimal
 import pendulum
 import pendulum.parsing.exceptions
 
-if t.TYPE_CHECKING:
-    from tap_smartflo.custom_fields import CustomFieldColumns
-
 UTC = timezone.utc
 #: Smartflo is an Indian service: a time without an offset is India Standard Time.
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
@@ -420,6 +417,16 @@ def _list_of(item: Converter) -> Converter:
     return convert
 
 
+class FilledColumns(t.Protocol):
+    """Columns a record gets from elsewhere in its raw object (custom fields)."""
+
+    #: Every column it may fill: the schema's converters leave these alone.
+    columns: frozenset[str]
+
+    def fill(self, raw: t.Mapping[str, t.Any], record: dict[str, t.Any]) -> None:
+        """Set the columns of ``record`` from ``raw``."""
+
+
 class RecordNormalizer:
     """Project a raw API object onto a schema's properties, converting each value.
 
@@ -443,7 +450,7 @@ class RecordNormalizer:
         report_unknown: bool = True,
         selected: Selection | None = None,
         breadcrumb: tuple[str, ...] = (),
-        custom_columns: CustomFieldColumns | None = None,
+        custom_columns: FilledColumns | None = None,
     ) -> None:
         """Prepare a converter per property of ``schema`` that is ``selected``.
 
