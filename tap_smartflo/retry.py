@@ -139,18 +139,22 @@ def server_wait(exc: BaseException) -> float | None:
 
     A ``Retry-After`` header (seconds or an HTTP date), or a ``retry_after`` field in
     a JSON body: a time (``Y-m-d H:i:s``, India Standard Time like every naive
-    Smartflo time) or seconds.
+    Smartflo time) or seconds. A wait of zero, or a moment already past (the
+    server's clock behind ours), is no hint: trying again at once would hammer a
+    server that keeps refusing, so the caller backs off as if nothing was said.
     """
     response = getattr(exc, "response", None)
     if response is None:
         return None
     if value := response.headers.get("Retry-After"):
-        return _header_wait(value)
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return _body_wait(body.get("retry_after") if isinstance(body, dict) else None)
+        told = _header_wait(value)
+    else:
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        told = _body_wait(body.get("retry_after") if isinstance(body, dict) else None)
+    return told if told is not None and told > 0 else None
 
 
 def _body_wait(value: object) -> float | None:
@@ -163,7 +167,7 @@ def _body_wait(value: object) -> float | None:
         moment = parse_time(value)
     except NormalizationError:
         return None
-    return None if moment is None else max(0.0, moment.timestamp() - time.time())
+    return None if moment is None else moment.timestamp() - time.time()
 
 
 def _header_wait(value: str) -> float | None:
@@ -173,4 +177,4 @@ def _header_wait(value: str) -> float | None:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, moment.timestamp() - time.time())
+    return moment.timestamp() - time.time()
