@@ -73,15 +73,14 @@ def _masking(
         record = make_record(*args, **kwargs)
         message = record.getMessage()
         masked = mask(message)
+        if record.exc_info and record.exc_info[1] is not None:
+            # Tracebacks are formatted later, from the exception: format it now,
+            # into the message (arguments already applied: a "%" in it is text).
+            text = "".join(traceback.format_exception(*record.exc_info))
+            masked = f"{masked}\n{mask(text).rstrip()}"
+            record.exc_info = None
         if masked != message:
             record.msg, record.args = masked, None
-        if record.exc_info and record.exc_info[1] is not None:
-            # Tracebacks are formatted later, from the exception: format it now.
-            text = "".join(traceback.format_exception(*record.exc_info))
-            record.exc_text = mask(text).rstrip("\n")
-            record.exc_info = None
-            record.msg = f"{record.msg}\n{record.exc_text}"
-            record.exc_text = None
         return record
 
     return make_masked_record

@@ -505,3 +505,15 @@ def test_a_retry_after_already_past_is_not_a_reason_to_hammer(tap):
     # Backoff from 0.2 s doubling: at most a handful of tries in 2 s, not hundreds.
     assert len(api.requests_to("/v1/auth/login")) <= 6
     assert "in 0.0 s" not in run.stderr
+
+
+def test_a_traceback_with_a_percent_sign_logs_whole(caplog):
+    # The traceback joins the message; the arguments were already used, and a
+    # "%" in the traceback (an encoded URL) must not be read as a placeholder.
+    redact.install()
+    try:
+        raise RuntimeError("GET /v1/call/records?from_date=2024-01-01+00%3A00%3A00")
+    except RuntimeError as exc:
+        logging.getLogger("tap-smartflo").error("%s failed", "the page", exc_info=exc)
+    assert "the page failed" in caplog.text
+    assert "from_date=2024-01-01+00%3A00%3A00" in caplog.text
