@@ -84,6 +84,9 @@ class Faults(Dataset):
     refuse_every: int = 0
     #: Seconds a throttled login (LOGIN_THROTTLED) asks the client to wait.
     login_retry_after: int = 2
+    #: The account moved: when set, every request answers 307 (a redirect that
+    #: keeps the method and body) to this base URL, path and query kept.
+    moved_to: str = ""
     _accepted: deque[float] = field(default_factory=deque, init=False, repr=False)
     _background_next: float = field(default=float("-inf"), init=False, repr=False)
     _received: int = field(default=0, init=False, repr=False)

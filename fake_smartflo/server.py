@@ -164,6 +164,9 @@ class _Handler(BaseHTTPRequestHandler):
             api.requests.append(entry)
         if api.latency:
             time.sleep(api.latency)
+        if api.moved_to:
+            location = {"Location": api.moved_to.rstrip("/") + self.path}
+            return self.send_raw(entry, 307, b"", location)
         if api.refused_for_others():
             return self.send_fault(entry, REFUSED_FOR_OTHERS)
         if api.over_rate_limit():

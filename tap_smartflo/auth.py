@@ -14,7 +14,7 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_smartflo import redact
-from tap_smartflo.errors import LoginRefusedError
+from tap_smartflo.errors import LoginRefusedError, redirect_error
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -171,8 +171,12 @@ class LoginAuth(SmartfloAuth):
             json={"email": self._email, "password": self._password},
             headers={"Accept": "application/json"},
             timeout=timeout,
+            # The password goes to api_url only, never where a redirect points.
+            allow_redirects=False,
         )
         status = response.status_code
+        if HTTPStatus.MULTIPLE_CHOICES <= status < HTTPStatus.BAD_REQUEST:
+            raise redirect_error(status, LOGIN_PATH, response)
         if (
             status == HTTPStatus.TOO_MANY_REQUESTS
             or status >= HTTPStatus.INTERNAL_SERVER_ERROR

@@ -79,8 +79,12 @@ def error_for(
     and ``said`` is the API's own message (``server_message``). A 401 ends the run;
     403 and 404 refuse one endpoint (on Smartflo an unknown path answers 403, so a
     403 may also mean a wrong ``api_url``); 429 and 5xx are worth retrying, with the
-    ``response`` kept for its Retry-After.
+    ``response`` kept for its Retry-After. A redirect is never followed (it would
+    carry the credentials to an address nobody configured): it ends the run naming
+    where it points.
     """
+    if HTTPStatus.MULTIPLE_CHOICES <= status < HTTPStatus.BAD_REQUEST:
+        return redirect_error(status, path, response)
     if status == HTTPStatus.UNAUTHORIZED:
         return SmartfloError(
             f"Smartflo refused the credentials (HTTP 401 on {path}{said}): check "
@@ -109,3 +113,16 @@ def error_for(
             f"Smartflo refused the request (HTTP {status} on {path}){said}"
         )
     return None
+
+
+def redirect_error(
+    status: int, path: str, response: requests.Response | None
+) -> SmartfloError:
+    """The error for a redirect (3xx): where it points, and what to change."""
+    location = response.headers.get("Location", "") if response is not None else ""
+    target = f" to {location.split('?')[0][:200]}" if location else ""
+    return SmartfloError(
+        f"Smartflo answered HTTP {status} on {path}, which redirects{target}: the tap "
+        "does not follow redirects, so that the credentials go only to api_url; "
+        "set api_url to the address the API now answers at"
+    )

@@ -145,7 +145,10 @@ class Transport:
                 prepared.url,
                 dict(prepared.headers),
             )
-        response = self.session.send(prepared, timeout=self.timeout)
+        # Never follow a redirect: it would carry the token elsewhere (see errors).
+        response = self.session.send(
+            prepared, timeout=self.timeout, allow_redirects=False
+        )
         _log_duration(response, stream, path)
         self._judge(response, path)
         try:
@@ -163,7 +166,7 @@ class Transport:
     def _judge(self, response: requests.Response, path: str) -> None:
         """Raise the error an unsuccessful ``response`` means."""
         status = response.status_code
-        if status < HTTPStatus.BAD_REQUEST:
+        if status < HTTPStatus.MULTIPLE_CHOICES:
             return
         if status in {
             HTTPStatus.UNAUTHORIZED,

@@ -517,3 +517,24 @@ def test_a_traceback_with_a_percent_sign_logs_whole(caplog):
         logging.getLogger("tap-smartflo").error("%s failed", "the page", exc_info=exc)
     assert "the page failed" in caplog.text
     assert "from_date=2024-01-01+00%3A00%3A00" in caplog.text
+
+
+@pytest.mark.parametrize("credentials", ["api_token", "login"])
+def test_a_redirect_is_not_followed_so_credentials_stay_at_api_url(tap, credentials):
+    # A redirect would carry the token or the password to an address nobody
+    # configured: the tap stops and names the new address instead.
+    with FakeSmartflo(logins={EMAIL: PASSWORD}) as elsewhere, FakeSmartflo(
+        logins={EMAIL: PASSWORD}, moved_to=elsewhere.url
+    ) as api:
+        config = (
+            base_config(api.url) if credentials == "api_token" else login_config(api.url)
+        )
+        run = tap(config, streams=[CONTACTS_STREAM])
+        new_address = elsewhere.url
+    assert_one_clear_line(run, "redirects")
+    assert f"redirects to {new_address}/v1/" in run.stderr
+    assert "api_url" in run.stderr
+    assert elsewhere.requests == []
+    assert len(api.requests) == 1  # not retried: a redirect is not transient
+    assert_no_secret(run, TOKEN)
+    assert_no_secret(run, PASSWORD)
