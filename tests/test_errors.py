@@ -12,9 +12,17 @@ def judge(status: int, said: str = ""):
     return error_for(status, path="/v1/users", credential="api_token", said=said)
 
 
-@pytest.mark.parametrize("status", [200, 204, 301])
+@pytest.mark.parametrize("status", [200, 204])
 def test_success_is_no_error(status):
     assert judge(status) is None
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_an_error_that_names_api_url(status):
+    error = judge(status)
+    assert isinstance(error, SmartfloError)
+    assert f"HTTP {status} on /v1/users" in str(error)
+    assert "api_url" in str(error)
 
 
 def test_401_ends_the_run_naming_the_setting_to_check():
