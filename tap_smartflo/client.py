@@ -212,7 +212,25 @@ class SmartfloStream(RESTStream[t.Any]):
             self.reads_whole_table
             and self.replication_method == "FULL_TABLE"
             and bool(self.config.get("emit_activate_version_messages"))
+            # The SDK's BATCH files carry no version: activating one would tell
+            # the target that every row it holds is gone.
+            and not self.writes_batches
         )
+
+    @cached_property
+    def writes_batches(self) -> bool:
+        """Whether records leave in BATCH files (``batch_config``), not as messages."""
+        return self.get_batch_config(self.config) is not None
+
+    @override
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        # Records bound for BATCH files skip _generate_record_messages, where the
+        # others are counted: count them here, for the run's summary.
+        if self.writes_batches and self.selected:
+            self.services.report.emitted(self.name)
+        return row
 
     @cached_property
     def record_version(self) -> int | None:

@@ -8,7 +8,10 @@ partial read, it would remove rows that still exist in Smartflo.
 
 from __future__ import annotations
 
+import gzip
+import json
 import typing as t
+from pathlib import Path
 
 from fake_smartflo import FakeSmartflo
 from tests.helpers import FAST_RETRIES, STREAM_PATHS, base_config
@@ -112,3 +115,36 @@ def test_a_stream_not_read_whole_is_never_activated(tap):
     # Refused: skipped, not activated (an empty read is not an empty table).
     assert refused.returncode == 0, refused.stderr
     assert set(activations(refused)) == {"departments"}
+
+
+def batch_rows(message: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """The records in one BATCH message's files (jsonl, gzip or not)."""
+    rows = []
+    for url in message["manifest"]:
+        path = Path(url.removeprefix("file://"))
+        opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+        with opener(path, "rt") as lines:
+            rows += [json.loads(line) for line in lines]
+    return rows
+
+
+def test_batch_files_carry_no_version_so_none_is_activated(tap, tmp_path):
+    # The SDK writes BATCH files without a version: activating one would tell the
+    # target that every row it holds is gone. The summary still counts the rows.
+    storage = {"root": f"file://{tmp_path}", "prefix": "batch-"}
+    encoding = {"format": "jsonl", "compression": "gzip"}
+    with account() as api:
+        run = tap(
+            base_config(api.url, batch_config={"encoding": encoding, "storage": storage})
+        )
+    assert run.returncode == 0, run.stderr
+    assert activations(run) == {}
+    batches = [m for m in run.messages if m["type"] == "BATCH"]
+    rows: dict[str, int] = {}
+    for message in batches:
+        rows[message["stream"]] = rows.get(message["stream"], 0) + len(
+            batch_rows(message)
+        )
+    assert set(rows) >= set(FULL_TABLE)
+    for stream, count in rows.items():
+        assert f"Summary: {stream}: {count} record" in run.stderr, stream
