@@ -168,6 +168,16 @@ class SmartfloStream(RESTStream[t.Any]):
         )
 
     @property
+    @override
+    def effective_schema(self) -> dict[str, t.Any]:
+        # Public SDK API, which says to override it to ignore the input schema.
+        # The normalizer types every record by the tap's own schema, so that is the
+        # schema announced: a catalog that retypes a property (Meltano's `schema`
+        # extra) would announce a type the records do not have. The tap names such
+        # properties in one log line (tap.py).
+        return self.schema
+
+    @property
     def custom_columns(self) -> CustomFieldColumns | None:
         """What fills columns from a list of name/value pairs (none by default)."""
         return None

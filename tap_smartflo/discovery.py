@@ -70,8 +70,10 @@ def contact_columns(
     if catalog is not None:
         entry = catalog.get_stream(CONTACTS)
         properties = entry.schema.to_dict().get("properties", {}) if entry else {}
+        # The catalog's columns, as text whatever type it gives them: that is what
+        # the records hold (a retyped one is named in the log, see tap.py).
         return {
-            name: schema
+            name: {**schema, "type": ["string", "null"]}
             for name, schema in properties.items()
             if is_custom_column(name)
         }

@@ -83,24 +83,19 @@ def error_for(
     carry the credentials to an address nobody configured): it ends the run naming
     where it points.
     """
-    if HTTPStatus.MULTIPLE_CHOICES <= status < HTTPStatus.BAD_REQUEST:
-        return redirect_error(status, path, response)
     if status == HTTPStatus.UNAUTHORIZED:
         return SmartfloError(
             f"Smartflo refused the credentials (HTTP 401 on {path}{said}): check "
             f"that {credential} is valid and not expired"
         )
-    if status == HTTPStatus.FORBIDDEN:
+    if status in {HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND}:
         message = (
             f"Smartflo answered HTTP 403 on {path}{said}: either the {credential} "
             "has no permission for this endpoint, or api_url or the path is wrong "
             "(Smartflo answers 403 for paths it does not know)"
-        )
-        return EndpointError(message, status=status, path=path)
-    if status == HTTPStatus.NOT_FOUND:
-        message = (
-            f"Smartflo answered HTTP 404 on {path}: this server does not have the "
-            "endpoint (check api_url)"
+            if status == HTTPStatus.FORBIDDEN
+            else f"Smartflo answered HTTP 404 on {path}: this server does not have "
+            "the endpoint (check api_url)"
         )
         return EndpointError(message, status=status, path=path)
     if (
@@ -112,6 +107,8 @@ def error_for(
         return SmartfloError(
             f"Smartflo refused the request (HTTP {status} on {path}){said}"
         )
+    if status >= HTTPStatus.MULTIPLE_CHOICES:
+        return redirect_error(status, path, response)
     return None
 
 

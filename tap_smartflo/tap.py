@@ -10,6 +10,7 @@ from functools import cached_property
 import requests
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+from singer_sdk.singerlib import Catalog, Schema
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
@@ -40,6 +41,8 @@ from tap_smartflo.transport import Transport, make_session
 from tap_smartflo.writer import SmartfloWriter
 
 if t.TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import click
     from singer_sdk.streams import Stream
 
@@ -87,6 +90,13 @@ class TapSmartflo(Tap):
                     f"tap-smartflo does not have (it has: {', '.join(sorted(known))})"
                 )
                 raise SmartfloError(msg)
+            if retyped := _retyped_properties(self.input_catalog, self.streams):
+                self.logger.warning(
+                    "The catalog retypes %s: the tap emits and announces the types of "
+                    "its own schema (what the API sends); convert the values in a "
+                    "stream map or in the warehouse",
+                    ", ".join(retyped),
+                )
 
     @property
     @override
@@ -100,6 +110,22 @@ class TapSmartflo(Tap):
             streams = {name: streams[name] for name in wanted}
             self._streams = streams  # the SDK's cache of this property
         return streams
+
+    @cached_property
+    @override
+    def catalog(self) -> Catalog:
+        # Public SDK API: the working catalog, from which the SDK builds the stream
+        # maps and so the SCHEMA messages. The input catalog's selection and
+        # metadata, with each stream's schema the tap's own: the records are typed
+        # by it (see SmartfloStream.effective_schema), so it is what is announced.
+        catalog = super().catalog
+        if self.input_catalog is None:
+            return catalog
+        own = Catalog.from_dict(catalog.to_dict())
+        for name, stream in self.streams.items():
+            if entry := own.get_stream(name):
+                entry.schema = Schema.from_dict(stream.schema)
+        return own
 
     @override
     def discover_streams(self) -> list[SmartfloStream]:
@@ -313,6 +339,25 @@ def _fail(*lines: str, before: t.Sequence[str] = ()) -> t.NoReturn:
     for line in lines:
         TapSmartflo.logger.error(line)
     sys.exit(1)
+
+
+def _retyped_properties(catalog: Catalog, streams: Mapping[str, Stream]) -> list[str]:
+    """``stream.property (type)`` for each property the catalog gives another type."""
+
+    def types(schema: Mapping[str, t.Any]) -> set[str]:
+        declared = schema.get("type", [])
+        return {declared} if isinstance(declared, str) else set(declared)
+
+    retyped = []
+    for name, stream in streams.items():
+        entry = catalog.get_stream(name)
+        properties = entry.schema.to_dict().get("properties", {}) if entry else {}
+        own = stream.schema["properties"]
+        for prop, schema in properties.items():
+            if prop in own and types(schema) - {"null"} != types(own[prop]) - {"null"}:
+                said = "/".join(sorted(types(schema) - {"null"})) or "no type"
+                retyped.append(f"{name}.{prop} ({said})")
+    return retyped
 
 
 def _unreachable(exc: requests.exceptions.RequestException) -> str:

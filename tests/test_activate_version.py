@@ -135,7 +135,9 @@ def test_batch_files_carry_no_version_so_none_is_activated(tap, tmp_path):
     encoding = {"format": "jsonl", "compression": "gzip"}
     with account() as api:
         run = tap(
-            base_config(api.url, batch_config={"encoding": encoding, "storage": storage})
+            base_config(
+                api.url, batch_config={"encoding": encoding, "storage": storage}
+            )
         )
     assert run.returncode == 0, run.stderr
     assert activations(run) == {}

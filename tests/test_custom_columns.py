@@ -206,3 +206,26 @@ def test_discovery_of_an_unreachable_api_gives_up_within_its_own_budget(
     assert "kept failing" in line
     assert "the next discovery tries again" in line
     assert "retry" not in run.stderr.replace("tries again", "")
+
+
+def test_a_catalog_that_retypes_a_property_gets_the_type_the_records_have(tap):
+    # Meltano's `schema` extra (or a hand-edited catalog) may retype a property:
+    # the records are still what the API sent, so the SCHEMA says what they are,
+    # and one line says which declared type was not applied.
+    with FakeSmartflo(**MIXED) as api:
+        config = base_config(api.url, start_date="2024-01-01T00:00:00Z")
+        catalog = json.loads(tap(config, args=["--discover"]).stdout)
+        properties = contacts_properties(catalog)
+        properties["cf_loan_amount"] = {"type": ["number", "null"]}
+        properties["name"] = {"type": ["integer", "null"]}
+        run = tap(config, catalog=select_streams(catalog, ["contacts"]))
+    assert run.returncode == 0, run.stderr
+    announced = run.schema("contacts")["schema"]["properties"]
+    assert announced["cf_loan_amount"]["type"] == ["string", "null"]
+    assert announced["name"]["type"] == ["string", "null"]
+    assert "2.5 lakh" in {r["cf_loan_amount"] for r in run.records()}
+    assert run.schema_errors("contacts") == []
+    (line,) = [line for line in run.stderr.splitlines() if "retypes" in line]
+    assert "contacts.cf_loan_amount (number)" in line
+    assert "contacts.name (integer)" in line
+    assert "stream map" in line
