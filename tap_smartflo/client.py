@@ -323,15 +323,18 @@ class SmartfloStream(RESTStream[t.Any]):
             path = path.replace(f"{{{key}}}", str(value))
         return path
 
-    def check_access(self) -> None:
-        """Ask for one record, as a connection test: raise what a run would meet."""
+    def check_access(self, transport: Transport) -> None:
+        """Ask for one record, as a connection test: raise what a run would meet.
+
+        ``transport`` is the run's with the connection test's own budget.
+        """
         prepared = self.build_prepared_request(
             method="GET",
             url=self.get_url(None),
             params=self.access_check_params(),
             headers=self.http_headers,
         )
-        self.services.transport.fetch(
+        transport.fetch(
             prepared,
             stream=self.name,
             path=self.path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import typing as t
@@ -67,6 +68,10 @@ STREAM_TYPES: tuple[type[SmartfloStream], ...] = (
     DialerCampaignsStream,
     CallRecordsStream,
 )
+
+#: ``--test`` retries a failing request for this long at most (less if
+#: ``retry_max_seconds`` is less), and waits this long at most for each answer.
+CONNECTION_TEST_SECONDS = 15.0
 
 STREAM_ORDER = {str(vars(cls)["name"]): n for n, cls in enumerate(STREAM_TYPES)}
 
@@ -253,12 +258,24 @@ class TapSmartflo(Tap):
         Raises:
             SmartfloError: when every stream's endpoint is refused, as a run would.
         """
+        transport = self.services.transport
+        # A test answers in seconds, whatever a long run's retry_max_seconds.
+        bounded = dataclasses.replace(
+            transport,
+            retry=dataclasses.replace(
+                transport.retry,
+                budget=min(transport.retry.budget, CONNECTION_TEST_SECONDS),
+                advice="check api_url and this machine's network, or try again later",
+                budget_name="the connection test",
+            ),
+            timeout=min(transport.timeout, CONNECTION_TEST_SECONDS),
+        )
         refused = []
         for stream in t.cast("list[SmartfloStream]", list(self.streams.values())):
             if stream.parent_stream_type is not None:
                 continue  # its path needs a parent record (a list's id)
             try:
-                stream.check_access()
+                stream.check_access(bounded)
             except EndpointError as exc:
                 refused.append(str(exc))
                 continue

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 
 from fake_smartflo import TOKEN, FakeSmartflo, Fault
+from tap_smartflo import tap as tap_module
 from tests.helpers import (
     EMAIL,
     FAST_RETRIES,
     PASSWORD,
     STREAM_PATHS,
+    assert_one_clear_line,
     base_config,
     login_config,
     stream_of,
@@ -197,3 +200,20 @@ def test_the_connection_test_logs_in_with_email_and_password(tap):
     assert "accepted the email and password" in run.stderr
     assert PASSWORD not in run.stderr
     assert TOKEN not in run.stderr
+
+
+def test_the_connection_test_gives_up_on_an_unreachable_api_within_its_own_budget(
+    tap, monkeypatch
+):
+    # A connection test answers in seconds, whatever retry_max_seconds a long run
+    # may need (300 s by default), and says what to check.
+    monkeypatch.setattr(tap_module, "CONNECTION_TEST_SECONDS", 1.0)
+    with FakeSmartflo() as api:
+        url = api.url  # nothing listens there once the server stops
+    started = time.monotonic()
+    run = tap(base_config(url, retry_initial_seconds=0.1), args=["--test"])
+    assert time.monotonic() - started < 10
+    assert_one_clear_line(run, "ConnectionError")
+    error = run.stderr.strip().splitlines()[-1]
+    assert "check api_url" in error
+    assert "retry_max_seconds" not in error
