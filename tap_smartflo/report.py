@@ -34,6 +34,8 @@ if t.TYPE_CHECKING:
 
 #: What discovery's requests (contact groups, for contacts' columns) are counted as.
 DISCOVERY = "discovery"
+#: Where a full-table stream's "bookmark" stands: it has none, each run reads it all.
+FULL_TABLE = "full table"
 
 
 @dataclass
@@ -222,7 +224,7 @@ class RunReport:
     def summary(self, bookmarks: Mapping[str, str], outcome: str) -> list[str]:
         """The closing lines: one per selected stream, then one for the run.
 
-        ``bookmarks`` says where each stream's bookmark stands (or "full table");
+        ``bookmarks`` says where each stream's bookmark stands (or FULL_TABLE);
         ``outcome`` is "succeeded" or why the run failed.
         """
         now = self.clock()
@@ -241,10 +243,14 @@ class RunReport:
                 where = f"refused: HTTP {self.refusals[name]} (extracted before)"
             elif name in self.skipped:
                 where = f"skipped: HTTP {self.refusals[name]}"
-            elif name in bookmarks:
-                where = bookmarks[name]
+            elif name not in self.stats:
+                # A run stopped before it: whatever its replication, nothing read.
+                kept = bookmarks.get(name, FULL_TABLE)
+                where = "not reached" + (
+                    "" if kept == FULL_TABLE else f" ({kept} kept)"
+                )
             else:
-                where = "no bookmark yet" if name in self.stats else "not reached"
+                where = bookmarks.get(name, "no bookmark yet")
             if unread := self.unread.get(name):
                 where += f"; incomplete: {_plural(len(unread), 'part')} not read"
             lines.append(

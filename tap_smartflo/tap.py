@@ -22,7 +22,7 @@ from tap_smartflo.discovery import contact_columns
 from tap_smartflo.errors import EndpointError, SmartfloError
 from tap_smartflo.normalize import NormalizationError
 from tap_smartflo.pacing import Pacer
-from tap_smartflo.report import RunReport
+from tap_smartflo.report import FULL_TABLE, RunReport
 from tap_smartflo.retry import RetryPolicy
 from tap_smartflo.settings import CONFIG_SCHEMA, SECRET_SETTINGS, setting_errors
 from tap_smartflo.streams import (
@@ -68,6 +68,10 @@ STREAM_TYPES: tuple[type[SmartfloStream], ...] = (
     DialerCampaignsStream,
     CallRecordsStream,
 )
+
+#: The exit code of a run stopped by SIGTERM (128 + the signal's number, as a shell
+#: reports it); its STATE went out first, so the next run resumes.
+EXIT_TERMINATED = 128 + 15
 
 #: ``--test`` retries a failing request for this long at most (less if
 #: ``retry_max_seconds`` is less), and waits this long at most for each answer.
@@ -321,11 +325,20 @@ class TapSmartflo(Tap):
             _fail(str(exc), before=tap.summary("failed"))
         except requests.exceptions.RequestException as exc:
             _fail(_unreachable(exc), before=tap.summary("failed"))
+        except SystemExit as exc:
+            # SIGTERM: the SDK wrote the STATE, then exits 0. A stopped run did not
+            # succeed, and a scheduler must not see it green: exit as a shell
+            # reports a process ended by SIGTERM.
+            tap.log_summary("stopped")
+            if exc.code in {0, None}:
+                sys.exit(EXIT_TERMINATED)
+            raise
         except BaseException as exc:
-            # SIGTERM (the SDK has written the STATE) or Ctrl-C stop a run; anything
-            # else failed it (the SDK logs the traceback).
-            stopped = isinstance(exc, SystemExit | KeyboardInterrupt)
-            tap.log_summary("stopped" if stopped else "failed")
+            # Ctrl-C stops a run; anything else failed it (the SDK logs the
+            # traceback).
+            tap.log_summary(
+                "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
+            )
             raise
         if failures := tap.services.report.failures():
             # Every other stream was extracted and its STATE emitted first.
@@ -340,7 +353,7 @@ class TapSmartflo(Tap):
             if (value := state.get("replication_key_value")) is not None:
                 bookmarks[name] = f"bookmark {value}"
             elif stream.replication_method == "FULL_TABLE":
-                bookmarks[name] = "full table"
+                bookmarks[name] = FULL_TABLE
         return self.services.report.summary(bookmarks, outcome)
 
     def log_summary(self, outcome: str) -> None:

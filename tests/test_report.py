@@ -148,3 +148,16 @@ def test_every_selected_stream_refused_fails_at_once(clock):
             EndpointError("403 on users", status=403, path="/users"),
             extracted_before=False,
         )
+
+
+def test_a_stream_the_run_never_reached_says_so_with_the_bookmark_it_kept(clock):
+    # A run that stops early: the streams after it were not read, whatever their
+    # replication; an incremental one's bookmark is where the last run left it.
+    report = new_report(clock)
+    lines = report.summary(
+        {"contacts": "bookmark 2024-05-08T12:00:00+00:00", "users": "full table"},
+        "stopped",
+    )
+    assert lines[0].endswith("; not reached (bookmark 2024-05-08T12:00:00+00:00 kept)")
+    assert lines[1].endswith("; not reached")
+    assert lines[2].endswith("; not reached")
