@@ -68,7 +68,9 @@ class CountedPageNumberPaginator(PageNumberPaginator):
 
     The query is done once as many distinct records as the latest ``count`` have been
     read, so a total that is a multiple of the limit costs no extra request for an
-    empty page; otherwise the page-number rules above decide. Records written while
+    empty page. Short of that, only an empty page ends it: a page shorter than the
+    limit the server claims, while ``count`` says more remain, is a server capping
+    ``limit`` without saying so, and the next page is read. Records written while
     the pages are read shift them: a record seen on two pages is counted once.
     """
 
@@ -92,6 +94,8 @@ class CountedPageNumberPaginator(PageNumberPaginator):
         self._limit = _server_limit(body)
         if self._count is not None and len(self._seen) >= self._count:
             return None
+        if next_page is None and records and self._count is not None:
+            return token + 1  # short, but count says more remain
         return next_page
 
     @property

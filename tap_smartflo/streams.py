@@ -326,7 +326,10 @@ class CallRecordsStream(IncrementalSmartfloStream):
                 len(returned),
                 reading + 1,
             )
-        if count is None or len(returned) >= count or narrowest or not straddling:
+        if count is None or len(returned) >= count or narrowest:
+            return
+        if not straddling:
+            self._warn_short(window, count, len(returned))
             return
         self.logger.warning(
             "%s still gave %d distinct calls of %d for %s to %s (IST): reading "
@@ -343,6 +346,18 @@ class CallRecordsStream(IncrementalSmartfloStream):
             yield from self._window_records(
                 context, moment, moment + timedelta(seconds=1), ledger, narrowest=True
             )
+
+    def _warn_short(self, window: t.Mapping[str, str], count: int, got: int) -> None:
+        self.logger.warning(
+            "%s counted %d calls for %s to %s (IST), but %d were returned, read "
+            "again and again: the bookmark moves past this window, as nothing more "
+            "can be read. If calls are missing from it, report it to Smartflo",
+            self.path,
+            count,
+            window["from_date"],
+            window["to_date"],
+            got,
+        )
 
     def _warn_filter_ignored(
         self, record: dict[str, t.Any], window: t.Mapping[str, str]

@@ -183,6 +183,43 @@ def test_count_ends_a_window_without_an_extra_request(tap):
     assert sorted(r.params["page"] for r in api.requests_to(PATH)) == ["1", "2", "3"]
 
 
+def claims_the_asked_limit(body):
+    """A server that caps ``limit`` at 50 but echoes 100, the limit asked for."""
+    return {**body, "limit": 100} if "count" in body else body
+
+
+def test_a_server_capping_limit_without_saying_so_loses_no_call(tap):
+    # Pages of 50 that claim a limit of 100 look like last pages; count says 300.
+    start = now() - timedelta(days=3)
+    with FakeSmartflo(calls=0, page_cap=50, body_filter=claims_the_asked_limit) as api:
+        for minute in range(300):
+            api.add_call(start + timedelta(minutes=5 * minute))
+        run = tap(config(api, start, page_size=100))
+    assert run.returncode == 0, run.stderr
+    ids = [r["id"] for r in run.records("call_records")]
+    assert len(ids) == len(set(ids)) == 300
+    assert "reading the window again" not in run.stderr
+
+
+def test_a_window_still_short_of_its_count_is_named_in_a_warning(tap):
+    # A count the server never makes good (it counts calls it does not return):
+    # nothing more can be read, so the bookmark moves on, and the log says so.
+    start = now() - timedelta(days=3)
+
+    def overcounts(body):
+        return {**body, "count": body["count"] + 5} if "count" in body else body
+
+    with FakeSmartflo(calls=0, body_filter=overcounts) as api:
+        for minute in range(30):
+            api.add_call(start + timedelta(minutes=5 * minute))
+        run = tap(config(api, start, page_size=100))
+    assert run.returncode == 0, run.stderr
+    assert len(run.records("call_records")) == 30
+    (line,) = [line for line in run.stderr.splitlines() if "moves past" in line]
+    assert "35 calls" in line
+    assert "30 were returned" in line
+
+
 def test_pages_shifted_by_calls_arriving_mid_read_lose_and_duplicate_nothing(tap):
     start = now() - timedelta(days=4)
     with FakeSmartflo(calls=100, late_calls_during_read=3) as api:
