@@ -13,16 +13,18 @@ classes below apply them to the SDK's state.
 
 from __future__ import annotations
 
+import hashlib
 import typing as t
 from datetime import datetime, timedelta
 
+import msgspec
 from typing_extensions import override
 
 from tap_smartflo.client import SmartfloStream
 from tap_smartflo.normalize import UTC, format_utc, parse_time, query_time
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from singer_sdk.helpers.types import Context
 
@@ -30,6 +32,7 @@ if t.TYPE_CHECKING:
 #: how many at most (the state stays small whatever the data).
 EMITTED_KEY = "emitted_near_bookmark"
 REMEMBER_AT_MOST = 1000
+_SORTED_JSON = msgspec.json.Encoder(order="sorted")
 
 
 def replicate_from(
@@ -54,14 +57,35 @@ def is_after(moment: datetime, bookmark: str | None) -> bool:
     return bookmark is None or t.cast("datetime", parse_time(bookmark)) < moment
 
 
+def version_of(updated_at: str, record: Mapping[str, t.Any]) -> str:
+    """A record's version: its ``updated_at`` and a digest of its content.
+
+    ``updated_at`` has whole seconds, so two edits within one second share it: the
+    digest tells them apart. The time comes first, so the string order of versions
+    is still time order.
+    """
+    digest = hashlib.blake2b(_SORTED_JSON.encode(record), digest_size=6).hexdigest()
+    return f"{updated_at} {digest}"
+
+
+def _time_of(version: str) -> datetime:
+    return t.cast("datetime", parse_time(version.split(" ", 1)[0]))
+
+
 class Overlap:
     """Re-read the lookback without re-emitting it.
 
-    The state remembers which version (``updated_at``) of each record near the
-    bookmark a run emitted; the next run skips exactly those versions and emits
-    anything new or changed in the overlap. Only the newest ``at_most`` are
+    The state remembers which version (``version_of``: ``updated_at`` and a digest
+    of the content) of each record near the bookmark a run emitted; the next run
+    skips exactly those versions and emits anything new or changed in the overlap,
+    even a change within the same second. Only the newest ``at_most`` are
     remembered: beyond that the overlap is emitted again (at least once, never
-    lost). Values are UTC RFC 3339 text, whose string order is time order.
+    lost). A state written before versions had a digest matches nothing: its
+    overlap is emitted once more.
+
+    Digests are made only where they are needed (a record the last run emitted at
+    the same ``updated_at``, and the records remembered at the end), not for every
+    record of a long first sync.
     """
 
     def __init__(
@@ -71,45 +95,74 @@ class Overlap:
         floor: str | None,
         lookback: timedelta,
         at_most: int = REMEMBER_AT_MOST,
+        content: Callable[[Mapping[str, t.Any]], Mapping[str, t.Any]] = lambda r: r,
     ) -> None:
-        """Start from what the last run remembered; emit nothing before ``floor``."""
+        """Start from what the last run remembered; emit nothing before ``floor``.
+
+        ``content`` gives what of a record its version digests (all of it by
+        default).
+        """
         self.before: dict[str, str] = (
             emitted_before if isinstance(emitted_before, dict) else {}
         )
         self.floor = floor
         self.lookback = lookback
         self.at_most = at_most
-        self.emitted: dict[str, str] = {}
+        self.content = content
+        #: identity -> (updated_at, record) of what this run emitted.
+        self.emitted: dict[str, tuple[str, Mapping[str, t.Any]]] = {}
 
-    def admit(self, identity: str, version: str | None) -> bool:
-        """Whether to emit the record ``identity`` whose version is ``version``."""
-        if version is None:
+    def admit(
+        self, identity: str, updated_at: str | None, record: Mapping[str, t.Any]
+    ) -> bool:
+        """Whether to emit the record ``identity``, updated at ``updated_at``."""
+        if updated_at is None:
             return True
         # Servers may read updated_after in another zone and send more: keep only
         # what this run asked for.
-        if self.floor is not None and version < self.floor:
+        if self.floor is not None and updated_at < self.floor:
             return False
-        if self.before.get(identity) == version:
+        seen = self.before.get(identity)
+        if (
+            seen is not None
+            and seen.startswith(updated_at)
+            and seen == self.version(updated_at, record)
+        ):
             return False  # the last run emitted this very version
-        self.emitted[identity] = version
+        self.emitted[identity] = (updated_at, record)
         if len(self.emitted) > 4 * self.at_most:
-            self.emitted = self.near(self.emitted, max(self.emitted.values()))
+            times = {k: at for k, (at, _) in self.emitted.items()}
+            kept = self.nearest(times, max(times.values()))
+            self.emitted = {k: self.emitted[k] for k in kept}
         return True
 
     def remembered(self, bookmark: str | None) -> dict[str, str] | None:
         """What the state should remember after the run (None: leave it as it is)."""
-        newest = max([*self.emitted.values(), bookmark or ""])
+        times = {k: at for k, (at, _) in self.emitted.items()}
+        newest = max([*times.values(), bookmark or ""])
         if not newest:
             return None
-        return self.near({**self.before, **self.emitted}, newest)
+        kept = self.nearest({**self.before, **times}, newest)
+        return {
+            k: self.version(*self.emitted[k]) if k in self.emitted else self.before[k]
+            for k in kept
+        }
 
-    def near(self, versions: Mapping[str, str], newest: str) -> dict[str, str]:
-        """The newest ``at_most`` versions within the lookback of ``newest``."""
-        horizon = format_utc(t.cast("datetime", parse_time(newest)) - self.lookback)
+    def version(self, updated_at: str, record: Mapping[str, t.Any]) -> str:
+        """The version of ``record``, updated at ``updated_at``."""
+        return version_of(updated_at, self.content(record))
+
+    def nearest(self, versions: Mapping[str, str], newest: str) -> list[str]:
+        """The keys of the newest ``at_most`` versions within the lookback.
+
+        A version is a time, or starts with one (``version_of``), so that its string
+        order is time order.
+        """
+        horizon = format_utc(_time_of(newest) - self.lookback)
         near = sorted(
             ((v, k) for k, v in versions.items() if str(v) >= horizon), reverse=True
         )
-        return {k: v for v, k in near[: self.at_most]}
+        return [k for _, k in near[: self.at_most]]
 
 
 class IncrementalSmartfloStream(SmartfloStream):
@@ -202,6 +255,14 @@ class UpdatedAfterStream(IncrementalSmartfloStream):
             params["updated_after"] = query_time(after - timedelta(seconds=1))
         return params
 
+    def version_content(self, record: Mapping[str, t.Any]) -> Mapping[str, t.Any]:
+        """What of ``record`` its version digests: what the API sent (by default, all).
+
+        Columns the tap derives from other fields are left out, so that a catalog
+        that gains one does not make the whole overlap look changed.
+        """
+        return record
+
     @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         self.seed_bookmark(context)
@@ -211,11 +272,12 @@ class UpdatedAfterStream(IncrementalSmartfloStream):
             state.get(EMITTED_KEY),
             floor=None if after is None else format_utc(after),
             lookback=self.lookback,
+            content=self.version_content,
         )
         keys = self.primary_keys or ()
         for record in super().request_records(context):
             identity = "|".join(str(record[k]) for k in keys)
-            if overlap.admit(identity, record[self.replication_key]):
+            if overlap.admit(identity, record[self.replication_key], record):
                 yield record
         remembered = overlap.remembered(state.get("replication_key_value"))
         if remembered is not None:

@@ -63,6 +63,12 @@ class ContactsStream(UpdatedAfterStream):
         return CustomFieldColumns(columns, filled=selected)
 
     @override
+    def version_content(self, record: Mapping[str, t.Any]) -> Mapping[str, t.Any]:
+        # The custom-field columns repeat custom_fields: a column discovered since
+        # the last run is no change to the contact.
+        return {k: v for k, v in record.items() if not is_custom_column(k)}
+
+    @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         yield from super().request_records(context)
         if self.custom_columns is not None and (

@@ -200,6 +200,27 @@ def test_overlap_emits_a_record_committed_late_but_not_what_was_emitted(tap):
     assert len(remembered) == len(api.store)  # all within a day of the bookmark
 
 
+def test_a_second_edit_within_the_same_second_is_emitted(tap):
+    # updated_at has whole seconds: a contact edited twice in one second, the
+    # second edit committed after a run read the first, has the same updated_at
+    # but other content. The next run re-reads it in its lookback and emits it.
+    with FakeSmartflo(contacts=50) as api:
+        config = base_config(api.url)
+        first = tap(config)
+        api.tick(60)
+        edited = min(api.store)
+        api.touch(edited, name="First edit")
+        second = tap(config, state=first.final_state)
+        with api.lock:
+            api.store[edited].name = "Second edit"  # updated_at unchanged
+            api.version += 1
+        third = tap(config, state=second.final_state)
+        fourth = tap(config, state=third.final_state)
+    assert [r["name"] for r in second.records()] == ["First edit"]
+    assert [r["name"] for r in third.records()] == ["Second edit"]
+    assert fourth.records() == []  # and that version is not emitted again
+
+
 def test_remembered_versions_stay_few_whatever_the_data(tap):
     with FakeSmartflo(contacts=1500) as api:
         run = tap(base_config(api.url, lookback_minutes=365 * 24 * 60))

@@ -10,7 +10,7 @@ from tap_smartflo.call_windows import (
     CallLedger,
     call_windows,
 )
-from tap_smartflo.incremental import Overlap, is_after, replicate_from
+from tap_smartflo.incremental import Overlap, is_after, replicate_from, version_of
 
 T0 = datetime(2024, 5, 8, 12, 0, tzinfo=timezone.utc)
 TEN_MINUTES = timedelta(minutes=10)
@@ -47,34 +47,66 @@ def test_a_bookmark_only_moves_forward():
     assert not is_after(T0, "2024-05-08T17:30:00+05:30")
 
 
+def record(identity: str, updated_at: str, name: str = "Ravi") -> dict[str, str]:
+    return {"id": identity, "name": name, "updated_at": updated_at}
+
+
+def admit(overlap: Overlap, identity: str, updated_at: str | None, **fields) -> bool:
+    return overlap.admit(identity, updated_at, {**record(identity, "x"), **fields})
+
+
+def version(identity: str, updated_at: str, **fields) -> str:
+    return version_of(updated_at, {**record(identity, "x"), **fields})
+
+
 def test_the_overlap_emits_only_what_the_last_run_did_not():
-    before = {"1": at(-2), "2": at(-1)}
+    before = {"1": version("1", at(-2)), "2": version("2", at(-1))}
     overlap = Overlap(before, floor=at(-10), lookback=TEN_MINUTES)
-    assert not overlap.admit("1", at(-2))  # the very version emitted last time
-    assert overlap.admit("2", at(3))  # changed since
-    assert overlap.admit("3", at(-5))  # committed late, inside the lookback
-    assert not overlap.admit("4", at(-11))  # before what this run asked for
-    assert overlap.admit("5", None)  # no version: always emitted
+    assert not admit(overlap, "1", at(-2))  # the very version emitted last time
+    assert admit(overlap, "2", at(3))  # changed since
+    assert admit(overlap, "3", at(-5))  # committed late, inside the lookback
+    assert not admit(overlap, "4", at(-11))  # before what this run asked for
+    assert admit(overlap, "5", None)  # no version: always emitted
     remembered = overlap.remembered(bookmark=at(0))
-    assert remembered == {"2": at(3), "3": at(-5), "1": at(-2)}
+    assert remembered == {
+        "2": version("2", at(3)),
+        "3": version("3", at(-5)),
+        "1": version("1", at(-2)),
+    }
+
+
+def test_a_change_within_the_same_second_is_another_version():
+    before = {"1": version("1", at(-2), name="First edit")}
+    overlap = Overlap(before, floor=at(-10), lookback=TEN_MINUTES)
+    assert admit(overlap, "1", at(-2), name="Second edit")
+    assert overlap.remembered(bookmark=at(0)) == {
+        "1": version("1", at(-2), name="Second edit")
+    }
+    # A state from before versions had a digest matches nothing: emitted again.
+    assert admit(Overlap({"1": at(-2)}, floor=None, lookback=TEN_MINUTES), "1", at(-2))
+
+
+def test_a_version_sorts_by_time_whatever_its_digest():
+    versions = [version(str(n), at(n), name=f"n{n}") for n in (-3, 7, 12)]
+    assert sorted(versions, reverse=True) == versions[::-1]
 
 
 def test_the_overlap_remembers_only_the_newest_near_the_bookmark():
     overlap = Overlap(None, floor=None, lookback=TEN_MINUTES, at_most=3)
     for n in range(20):
-        assert overlap.admit(str(n), at(n))
+        assert admit(overlap, str(n), at(n))
     # Within ten minutes of the newest (19), the newest three.
     assert overlap.remembered(bookmark=None) == {
-        "19": at(19),
-        "18": at(18),
-        "17": at(17),
+        "19": version("19", at(19)),
+        "18": version("18", at(18)),
+        "17": version("17", at(17)),
     }
 
 
 def test_a_run_that_emits_nothing_keeps_what_was_remembered():
-    before = {"1": at(-2)}
+    before = {"1": version("1", at(-2))}
     overlap = Overlap(before, floor=at(-10), lookback=TEN_MINUTES)
-    assert not overlap.admit("1", at(-2))
+    assert not admit(overlap, "1", at(-2))
     assert overlap.remembered(bookmark=at(0)) == before
     assert Overlap({}, floor=None, lookback=TEN_MINUTES).remembered(None) is None
 
