@@ -76,6 +76,9 @@ class Faults(Dataset):
     hang_seconds: float = 30.0
     #: The account's limit: requests in any one-second window beyond it get 429.
     rate_limit: float = 0.0
+    #: Count ``rate_limit`` in fixed windows (each clock second, as many PHP
+    #: throttles do) rather than in any one second.
+    fixed_windows: bool = False
     #: Another integration on the account, steadily using this many of
     #: ``rate_limit``'s requests a second (its requests always take their slot).
     background_rate: float = 0.0
@@ -107,6 +110,9 @@ class Faults(Dataset):
         now = time.monotonic()
         with self.lock:
             self._background_requests(now)
+            if self.fixed_windows:
+                while self._accepted and int(self._accepted[0]) != int(now):
+                    self._accepted.popleft()
             while self._accepted and now - self._accepted[0] >= 1.0:
                 self._accepted.popleft()
             if len(self._accepted) >= self.rate_limit:

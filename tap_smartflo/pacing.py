@@ -42,6 +42,16 @@ filling freed slots with more refusals.
   wait (up to ``PROBE_LONGEST``). So a stable limit costs two refusals a probe, a
   few a minute, and a limit that grew is found within seconds.
 
+A limit counted in *fixed* windows (each clock second, as many PHP throttles
+count) accepts up to twice the limit within a second that straddles a boundary,
+so proofs overstate it, and paced at them a third or more of the tap's requests
+are refused (while as many succeed) with every refusal inside the proof. When a
+third of the tap's last ``OUTCOMES`` requests at one level were refused and a
+third succeeded, the proofs overstate the limit: the level drops by one and no
+proof counts beyond it (a cap that only a probe raises), and probes wait longer.
+Someone else's bursts refuse fewer (a sixth, in the benchmark), and someone who
+takes the whole account refuses for longer than a window, which clears the count.
+
 The margins and probes cost a few percent of the limit; someone else's 429s cost
 only the requests they refuse, and a neighbour who stays lowers the pace within
 ``MEMORY`` seconds.
@@ -75,6 +85,8 @@ PROBE_AFTER = 4.0
 PROBE_LONGEST = 64.0
 #: The floor: level 1, one request a CLEAR window.
 SLOWEST = 1 / CLEAR
+#: The share-of-refusals rule looks at the tap's last this many requests.
+OUTCOMES = 24
 #: Slack for sums of float intervals that should meet exactly.
 _EPS = 1e-6
 
@@ -116,6 +128,12 @@ class Pacer:
         self._probing = False
         self._forgiven = False  # a refusal beyond the proof, at this level
         self._refused_in_row = 0
+        self._row_began = float("-inf")  # the start of the first refusal in a row
+        #: The last OUTCOMES outcomes at this level (True: refused).
+        self._outcomes: deque[bool] = deque(maxlen=OUTCOMES)
+        #: No proof counts beyond this (None: all do): set when proofs overstate
+        #: the limit (see _overstated).
+        self._cap: int | None = None
 
     @property
     def rate(self) -> float | None:
@@ -167,38 +185,66 @@ class Pacer:
             # What the server counted before this request, as far as the tap knows.
             mine = 1 + _between(self._successes, started - WINDOW, started)
             proven = self._proven(now)
-            if mine <= proven:
+            overstated = self._refused_counts(started) and self._overstated()
+            if mine <= proven and not overstated:
                 return
-            if not self._forgiven:
+            if not self._forgiven and not overstated:
                 # Beyond the proof, one refusal may still be someone else's; a
                 # second at the same level is the tap's.
                 self._forgiven = True
                 return
-            level = max(1, proven)
-            # Slow start only while no cut has had a proof to stand on: refused
-            # before anything proved a pace, the tap knows nothing of the limit,
-            # so it looks again soon, and fast.
-            self._doubling = self._doubling and proven == 0
-            if self._doubling:
-                self._probe_after = CLEAR
-            if self.level is None or self._probing:
-                self.good = level
+            if overstated:
+                # One level down, no proof counting beyond it, and the next probe
+                # later (proofs cannot tell whether a probe held).
+                self._cut(max(1, (self.level or 1) - 1), now, proven, overstated=True)
             else:
-                self.good = max(level, self.good - 1)
-            if self._probing:
-                self._probing = False
-                self._doubling = False
+                self._cut(max(1, proven), now, proven, overstated=False)
+
+    def _refused_counts(self, started: float) -> bool:
+        """Record a refusal among the outcomes; False if it says nothing of proofs."""
+        if self._refused_in_row == 1:
+            self._row_began = started
+        if started - self._row_began > CLEAR:
+            # Refused for longer than a window: someone has the whole account,
+            # and these refusals say nothing of the proofs (see _overstated).
+            self._outcomes.clear()
+            return False
+        self._outcomes.append(True)
+        return True
+
+    def _cut(self, level: int, now: float, proven: int, *, overstated: bool) -> None:
+        """Lower the pace to ``level`` (the lock held)."""
+        if overstated:
+            self._cap = level
+            if not self._probing:  # a refused probe doubles the wait below
                 self._probe_after = min(
                     max(PROBE_AFTER, 2 * self._probe_after), PROBE_LONGEST
                 )
-            self._move(level, now)
-            self._last_cut = max(now, self._last_start)
+        # Slow start only while no cut has had a proof to stand on: refused
+        # before anything proved a pace, the tap knows nothing of the limit,
+        # so it looks again soon, and fast.
+        self._doubling = self._doubling and proven == 0
+        if self._doubling:
+            self._probe_after = CLEAR
+        if self.level is None or self._probing or overstated:
+            self.good = level
+        else:
+            self.good = max(level, self.good - 1)
+        if self._probing:
+            self._probing = False
+            self._doubling = False
+            self._probe_after = min(
+                max(PROBE_AFTER, 2 * self._probe_after), PROBE_LONGEST
+            )
+        self._move(level, now)
+        self._last_cut = max(now, self._last_start)
 
     def succeeded(self, started: float) -> None:
         """A request that started at ``started`` went through: it may prove more."""
         with self._lock:
             now = self._clock()
             self._refused_in_row = 0
+            self._outcomes.append(False)
             successes = self._successes
             bisect.insort(successes, started)
             del successes[: bisect.bisect_left(successes, successes[-1] - CLEAR)]
@@ -215,7 +261,8 @@ class Pacer:
             # The account took more than proven: that is the tap's pace now.
             if self._probing and proven >= self.level:
                 self._probing = False
-                self._probe_after = CLEAR  # and the next probe soon
+                if self._cap is None:
+                    self._probe_after = CLEAR  # and the next probe soon
             self.good = max(self.good, proven)
             self._move(max(self.level, proven), now)
 
@@ -256,6 +303,8 @@ class Pacer:
         ):
             step = self.level if self._doubling else max(1, self.level // 4)
             self.good = self.level + step
+            if self._cap is not None:
+                self._cap = self.good
             self._probing = True
             self._move(self.good, now)
 
@@ -263,11 +312,31 @@ class Pacer:
         self.level = level
         self._changed = now
         self._forgiven = False
+        self._outcomes.clear()
+
+    def _overstated(self) -> bool:
+        """Whether the proofs overstate the limit: many refusals within them.
+
+        A limit counted in fixed windows (each clock second) accepts up to twice
+        the limit within one second across a boundary, and that proves too much:
+        paced at it, a third or more of the tap's requests are refused while as
+        many succeed. Someone else's bursts refuse fewer (a sixth, in the
+        benchmark), and someone taking the whole account leaves no successes.
+        """
+        outcomes = self._outcomes
+        refused = sum(outcomes)
+        return (
+            self.level is not None
+            and len(outcomes) == OUTCOMES
+            and 3 * refused >= OUTCOMES
+            and 3 * (OUTCOMES - refused) >= OUTCOMES
+        )
 
     def _proven(self, now: float) -> int:
         while self._proofs and self._proofs[0][0] < now - MEMORY:
             self._proofs.popleft()
-        return self._proofs[0][1] if self._proofs else 0
+        proven = self._proofs[0][1] if self._proofs else 0
+        return proven if self._cap is None else min(proven, self._cap)
 
     def _forget(self, started: float) -> None:
         """A refused request took no slot in the server's window."""

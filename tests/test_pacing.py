@@ -53,6 +53,8 @@ class Account:
     clock: Clock
     limit: int
     refuse_every: int = 0
+    #: Count in fixed windows (each clock second) rather than any one second.
+    fixed: bool = False
     received: int = 0
     accepted: deque[float] = field(default_factory=deque)
 
@@ -61,6 +63,9 @@ class Account:
         self.received += 1
         if self.refuse_every and self.received % self.refuse_every == 0:
             return False
+        if self.fixed:
+            while self.accepted and int(self.accepted[0]) != int(now):
+                self.accepted.popleft()
         while self.accepted and now - self.accepted[0] >= 1.0:
             self.accepted.popleft()
         if len(self.accepted) >= self.limit:
@@ -153,6 +158,21 @@ def test_repeated_foreign_429s_never_drive_the_pace_toward_the_floor():
     assert clock.now - began <= 120 / 5 * CLEAR
     refused = sum(1 for _, accepted in sent if not accepted)
     assert refused <= 120 / 6 + 2  # others' refusals, and at most a probe or two
+
+
+def test_a_limit_counted_in_fixed_windows_settles_at_the_limit_with_few_refusals():
+    # Fixed windows accept up to twice the limit within a second that straddles a
+    # boundary: proofs then overstate the limit, and pacing at them has a third or
+    # more of the requests refused. The pacer notices and keeps to the limit.
+    clock = Clock()
+    account = Account(clock, limit=5, fixed=True)
+    pacer = paced(clock)
+    send(pacer, account, 300)  # about a minute
+    began = clock.now
+    sent = send(pacer, account, 300)
+    refused = sum(1 for _, accepted in sent if not accepted)
+    assert refused <= 300 * 0.05  # paced at the overstated proofs: a tenth or more
+    assert (300 - refused) / (clock.now - began) >= 5 * 0.9  # at the limit, or near
 
 
 def test_foreign_429s_do_not_keep_the_pacer_from_a_limit_that_grew():
@@ -287,8 +307,11 @@ def test_the_fake_neighbour_leaves_the_rest_of_the_limit():
     assert [api.over_rate_limit() for _ in range(5)] == [False] * 3 + [True] * 2
 
 
-def test_a_rate_limited_account_loses_nothing_and_few_requests_are_refused(tap):
-    with FakeSmartflo(contacts=700, rate_limit=25) as api:
+@pytest.mark.parametrize("fixed_windows", [False, True], ids=["sliding", "fixed"])
+def test_a_rate_limited_account_loses_nothing_and_few_requests_are_refused(
+    tap, fixed_windows
+):
+    with FakeSmartflo(contacts=700, rate_limit=25, fixed_windows=fixed_windows) as api:
         run = tap(
             base_config(api.url, page_size=20, **FAST_RETRIES), streams=CONTACTS_ONLY
         )
