@@ -200,14 +200,15 @@ def paced(
     ideal: Callable[[Result], tuple[str, float]],
     goal: float,
     refused_goal: float | None = None,
-    contacts: int = 10_000,
     **server: Any,
 ) -> None:
-    """``contacts`` behind a rate limit: the tap's wall time against ``ideal``.
+    """Contacts (10 000 unless ``server`` says) behind a rate limit: the tap's wall
+    time against ``ideal``.
 
     ``ideal`` says, from the tap's result, what the ideal is and its seconds.
     """
-    with Server(contacts=contacts, latency=0.02, cache_bodies=True, **server) as api:
+    server = {"contacts": 10_000, **server}
+    with Server(latency=0.02, cache_bodies=True, **server) as api:
         result = compare(title, api, workdir)["tap"]
     what, seconds = ideal(result)
     print(f"ideal ({what}) = {seconds:.1f} s")
