@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from importlib import resources
 
+import requests
 from singer_sdk import RESTStream, SchemaDirectory
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import RemoveRecordTransform
@@ -42,7 +43,6 @@ from tap_smartflo.prefetch import read_pages
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
 
-    import requests
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
     from singer_sdk.singerlib import Message
@@ -326,14 +326,16 @@ class SmartfloStream(RESTStream[t.Any]):
     def check_access(self, transport: Transport) -> None:
         """Ask for one record, as a connection test: raise what a run would meet.
 
-        ``transport`` is the run's with the connection test's own budget.
+        ``transport`` is the run's with the connection test's own budget. The
+        request is prepared unsigned (the SDK's session would log in with the run's
+        budget): the transport signs it, a login included, within the test's.
         """
-        prepared = self.build_prepared_request(
-            method="GET",
-            url=self.get_url(None),
+        prepared = requests.Request(
+            "GET",
+            self.get_url(None),
             params=self.access_check_params(),
             headers=self.http_headers,
-        )
+        ).prepare()
         transport.fetch(
             prepared,
             stream=self.name,

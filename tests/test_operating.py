@@ -7,6 +7,8 @@ import re
 import time
 from collections import Counter
 
+import pytest
+
 from fake_smartflo import TOKEN, FakeSmartflo, Fault
 from tap_smartflo import tap as tap_module
 from tests.helpers import (
@@ -202,8 +204,9 @@ def test_the_connection_test_logs_in_with_email_and_password(tap):
     assert TOKEN not in run.stderr
 
 
+@pytest.mark.parametrize("credentials", ["api_token", "login"])
 def test_the_connection_test_gives_up_on_an_unreachable_api_within_its_own_budget(
-    tap, monkeypatch
+    tap, monkeypatch, credentials
 ):
     # A connection test answers in seconds, whatever retry_max_seconds a long run
     # may need (300 s by default), and says what to check.
@@ -211,7 +214,13 @@ def test_the_connection_test_gives_up_on_an_unreachable_api_within_its_own_budge
     with FakeSmartflo() as api:
         url = api.url  # nothing listens there once the server stops
     started = time.monotonic()
-    run = tap(base_config(url, retry_initial_seconds=0.1), args=["--test"])
+    settings = {"retry_initial_seconds": 0.1}
+    config = (
+        base_config(url, **settings)
+        if credentials == "api_token"
+        else login_config(url, **settings)  # the login too keeps to the budget
+    )
+    run = tap(config, args=["--test"])
     assert time.monotonic() - started < 10
     assert_one_clear_line(run, "ConnectionError")
     error = run.stderr.strip().splitlines()[-1]
