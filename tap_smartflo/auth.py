@@ -5,6 +5,7 @@ One authenticator per tap, shared by its streams (and their threads).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import typing as t
@@ -135,8 +136,11 @@ class LoginAuth(SmartfloAuth):
             if self._refused is not None:
                 raise self._refused
             if self._token is None or time.monotonic() >= self._renew_at:
+                # Backoff, never the pace: the pace is for the data requests, and
+                # a login that keeps being refused must slow down.
+                policy = dataclasses.replace(retry or self._retry, pacer=None)
                 try:
-                    self._token, lifetime = (retry or self._retry).run(
+                    self._token, lifetime = policy.run(
                         lambda: self._login(timeout or self._timeout),
                         what="Logging in to Smartflo",
                     )

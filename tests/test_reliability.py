@@ -492,15 +492,17 @@ def test_an_exception_text_holding_a_secret_is_masked(caplog):
     assert "KeyError" in caplog.text
 
 
-def test_a_retry_after_already_past_is_not_a_reason_to_hammer(tap):
+@pytest.mark.parametrize("pace", [None, 10], ids=["unpaced", "paced"])
+def test_a_retry_after_already_past_is_not_a_reason_to_hammer(tap, pace):
     # The server's clock runs behind ours (or it wrote UTC, not IST): the moment it
-    # names is already past. That is no hint at all: back off as for any 429.
+    # names is already past. That is no hint at all: back off as for any 429. A
+    # login backs off even when the data requests have a pace (which is for them).
+    settings = {"retry_initial_seconds": 0.2, "retry_max_seconds": 2}
+    if pace:
+        settings["max_requests_per_second"] = pace
     with FakeSmartflo(logins={EMAIL: PASSWORD}, login_retry_after=-10) as api:
         api.faults.extend([Fault(LOGIN_THROTTLED, "/v1/auth/login")] * 10_000)
-        run = tap(
-            login_config(api.url, retry_initial_seconds=0.2, retry_max_seconds=2),
-            streams=[CONTACTS_STREAM],
-        )
+        run = tap(login_config(api.url, **settings), streams=[CONTACTS_STREAM])
     assert_one_clear_line(run, "kept failing")
     # Backoff from 0.2 s doubling: at most a handful of tries in 2 s, not hundreds.
     assert len(api.requests_to("/v1/auth/login")) <= 6
