@@ -80,12 +80,15 @@ class CountedPageNumberPaginator(PageNumberPaginator):
         self._seen: set[object] = set()
         self._count: int | None = None
         self._limit: int | None = None
+        #: How many records each page held, in page order.
+        self.page_sizes: list[int] = []
 
     @override
     def next_token(
         self, token: int, body: t.Mapping[str, t.Any], records: t.Sequence[t.Any]
     ) -> int | None:
         next_page = super().next_token(token, body, records)
+        self.page_sizes.append(len(records))
         self._seen.update(_key(record) for record in records)
         try:
             self._count = to_int(body.get("count"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import typing as t
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -318,8 +319,8 @@ class CallRecordsStream(IncrementalSmartfloStream):
                 returned.add(record["id"])
                 if ledger.first_time(record["id"], record["started_at"]):
                     yield record
-            count, limit = self._paginator.count, self._paginator.limit
-            straddling |= _straddling(order, limit)
+            count = self._paginator.count
+            straddling |= _straddling(order, self._paginator.page_sizes)
             if count is None or len(returned) >= count or len(returned) == before:
                 break
             self.logger.warning(
@@ -384,9 +385,12 @@ class CallRecordsStream(IncrementalSmartfloStream):
         )
 
 
-def _straddling(order: list[str | None], limit: int | None) -> set[str]:
-    """The start times shared by the last call of a page and the first of the next."""
-    if not limit:
-        return set()
-    edges = (order[k - 1 : k + 1] for k in range(limit, len(order), limit))
+def _straddling(order: list[str | None], page_sizes: list[int]) -> set[str]:
+    """The start times shared by the last call of a page and the first of the next.
+
+    Boundaries lie where the pages really ended (a server may cap its pages below
+    the limit it claims).
+    """
+    boundaries = itertools.accumulate(page_sizes[:-1])
+    edges = (order[k - 1 : k + 1] for k in boundaries if 0 < k < len(order))
     return {a for a, b in edges if a is not None and a == b}

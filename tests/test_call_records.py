@@ -201,6 +201,27 @@ def test_a_server_capping_limit_without_saying_so_loses_no_call(tap):
     assert "reading the window again" not in run.stderr
 
 
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_ties_split_across_pages_of_a_silently_capped_limit_are_all_read(tap, seed):
+    # Pages of 50 claiming 100: the boundaries where ties split are at 50, 150,
+    # ..., not where the claimed limit would put them (100, 200).
+    start = now() - timedelta(days=2)
+    with FakeSmartflo(
+        calls=0,
+        page_cap=50,
+        shuffle_call_ties=True,
+        seed=seed,
+        body_filter=claims_the_asked_limit,
+    ) as api:
+        for k in range(240):  # 20 calls in each of 12 seconds
+            api.add_call(start + timedelta(hours=1, seconds=k // 20))
+        run = tap(config(api, start, page_size=100, max_concurrent_requests=1))
+    assert run.returncode == 0, run.stderr
+    ids = [r["id"] for r in run.records("call_records")]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {emitted_id(i) for i in api.call_store}
+
+
 def test_a_window_still_short_of_its_count_is_named_in_a_warning(tap):
     # A count the server never makes good (it counts calls it does not return):
     # nothing more can be read, so the bookmark moves on, and the log says so.
