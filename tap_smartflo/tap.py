@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -43,6 +44,7 @@ from tap_smartflo.writer import SmartfloWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
+    from types import FrameType
 
     import click
     from singer_sdk.streams import Stream
@@ -68,10 +70,6 @@ STREAM_TYPES: tuple[type[SmartfloStream], ...] = (
     DialerCampaignsStream,
     CallRecordsStream,
 )
-
-#: The exit code of a run stopped by SIGTERM (128 + the signal's number, as a shell
-#: reports it); its STATE went out first, so the next run resumes.
-EXIT_TERMINATED = 128 + 15
 
 #: ``--test`` retries a failing request for this long at most (less if
 #: ``retry_max_seconds`` is less), and waits this long at most for each answer.
@@ -119,6 +117,28 @@ class TapSmartflo(Tap):
             streams = {name: streams[name] for name in wanted}
             self._streams = streams  # the SDK's cache of this property
         return streams
+
+    #: Whether the sync has begun: the state is loaded (``invoke`` sets it).
+    syncing = False
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # An SDK internal, overridden here alone: 0.54 has no public hook for what
+        # a stop signal does. The SDK writes the STATE and exits 0, on SIGTERM and
+        # Ctrl-C alike. Before the sync began (during discovery, say) that STATE
+        # is empty, and a scheduler would save it over the real one; and a run
+        # that was stopped did not succeed. So: the STATE only once syncing, then
+        # the exit code a shell reports for the signal (128 + its number).
+        # tests/test_cli.py (the stopped runs) fails if the SDK stops calling it.
+        if self.syncing:
+            with contextlib.suppress(SystemExit):
+                super()._handle_termination(signum, frame)
+        else:
+            self.logger.info(
+                "Stopped before the sync began: no STATE written, the saved state "
+                "stays as it was"
+            )
+        sys.exit(128 + signum)
 
     @cached_property
     @override
@@ -319,26 +339,19 @@ class TapSmartflo(Tap):
             )
         except (FatalAPIError, NormalizationError) as exc:
             _fail(str(exc))
+        tap.syncing = True
         try:
             tap.sync_all()
         except (FatalAPIError, NormalizationError) as exc:
             _fail(str(exc), before=tap.summary("failed"))
         except requests.exceptions.RequestException as exc:
             _fail(_unreachable(exc), before=tap.summary("failed"))
-        except SystemExit as exc:
-            # SIGTERM: the SDK wrote the STATE, then exits 0. A stopped run did not
-            # succeed, and a scheduler must not see it green: exit as a shell
-            # reports a process ended by SIGTERM.
+        except SystemExit:
+            # A stop signal (see _handle_termination): STATE written, exit 128 + n.
             tap.log_summary("stopped")
-            if exc.code in {0, None}:
-                sys.exit(EXIT_TERMINATED)
             raise
-        except BaseException as exc:
-            # Ctrl-C stops a run; anything else failed it (the SDK logs the
-            # traceback).
-            tap.log_summary(
-                "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
-            )
+        except BaseException:
+            tap.log_summary("failed")  # the SDK logs the traceback
             raise
         if failures := tap.services.report.failures():
             # Every other stream was extracted and its STATE emitted first.

@@ -16,13 +16,14 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import typing as t
 import warnings
 from pathlib import Path
 
 import pytest
 
-from fake_smartflo import FakeSmartflo
+from fake_smartflo import FakeSmartflo, Fault
 from tap_smartflo import redact
 from tests.helpers import base_config, catalog_selecting, clean_env
 
@@ -215,7 +216,9 @@ def sync_until_stopped(
     return [json.loads(line) for line in lines if line.strip()], process.returncode
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["kill", "term", "int"]
+)
 def test_a_cli_run_stopped_by_a_signal_resumes_from_its_last_state_losing_nothing(
     tap, tmp_path, sig
 ):
@@ -230,8 +233,9 @@ def test_a_cli_run_stopped_by_a_signal_resumes_from_its_last_state_losing_nothin
             config, first.final_state, tmp_path, sig, 300
         )
         # Stopped is not succeeded: a scheduler must not see a green run. SIGTERM
-        # ends with the shell's code for it (128 + 15), after the STATE.
-        assert code == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
+        # and Ctrl-C end with the shell's code for them (128 + the signal), after
+        # the STATE.
+        assert code == (-sig if sig == signal.SIGKILL else 128 + sig)
         emitted = {m["record"]["id"] for m in messages if m["type"] == "RECORD"}
         assert len(emitted) < len(changed)
         states = [m["value"] for m in messages if m["type"] == "STATE"]
@@ -241,3 +245,30 @@ def test_a_cli_run_stopped_by_a_signal_resumes_from_its_last_state_losing_nothin
     assert resumed.returncode == 0, resumed.stderr
     emitted |= {r["id"] for r in resumed.records()}
     assert set(changed) <= emitted
+
+
+def test_a_run_stopped_before_its_sync_began_writes_no_state(tmp_path):
+    # Stopped during discovery (the state not even loaded yet): a STATE now would
+    # be empty, and a scheduler would save it over the real one.
+    with FakeSmartflo(contacts=5, hang_seconds=20) as api:
+        api.faults.append(Fault("hang", "/v1/contact/groups"))
+        state = {"bookmarks": {"contacts": {"replication_key": "updated_at"}}}
+        for name, document in {"config": base_config(api.url), "state": state}.items():
+            (tmp_path / f"{name}.json").write_text(json.dumps(document))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tap_smartflo"]
+            + [f"--{name}={tmp_path / name}.json" for name in ("config", "state")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        while not api.requests_to("/v1/contact/groups"):
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert stdout == ""
+    assert "Stopped before the sync began" in stderr
+    assert "Traceback" not in stderr
