@@ -389,7 +389,10 @@ def _retyped_properties(catalog: Catalog, streams: Mapping[str, Stream]) -> list
 
     def types(schema: Mapping[str, t.Any]) -> set[str]:
         declared = schema.get("type", [])
-        return {declared} if isinstance(declared, str) else set(declared)
+        found = {declared} if isinstance(declared, str) else set(declared)
+        for option in schema.get("anyOf", []):
+            found |= types(option)
+        return found
 
     retyped = []
     for name, stream in streams.items():
