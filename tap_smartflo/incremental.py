@@ -82,10 +82,6 @@ class Overlap:
     remembered: beyond that the overlap is emitted again (at least once, never
     lost). A state written before versions had a digest matches nothing: its
     overlap is emitted once more.
-
-    Digests are made only where they are needed (a record the last run emitted at
-    the same ``updated_at``, and the records remembered at the end), not for every
-    record of a long first sync.
     """
 
     def __init__(
@@ -109,8 +105,8 @@ class Overlap:
         self.lookback = lookback
         self.at_most = at_most
         self.content = content
-        #: identity -> (updated_at, record) of what this run emitted.
-        self.emitted: dict[str, tuple[str, Mapping[str, t.Any]]] = {}
+        #: identity -> version of what this run emitted.
+        self.emitted: dict[str, str] = {}
 
     def admit(
         self, identity: str, updated_at: str | None, record: Mapping[str, t.Any]
@@ -122,35 +118,22 @@ class Overlap:
         # what this run asked for.
         if self.floor is not None and updated_at < self.floor:
             return False
-        seen = self.before.get(identity)
-        if (
-            seen is not None
-            and seen.startswith(updated_at)
-            and seen == self.version(updated_at, record)
-        ):
+        version = version_of(updated_at, self.content(record))
+        if self.before.get(identity) == version:
             return False  # the last run emitted this very version
-        self.emitted[identity] = (updated_at, record)
+        self.emitted[identity] = version
         if len(self.emitted) > 4 * self.at_most:
-            times = {k: at for k, (at, _) in self.emitted.items()}
-            kept = self.nearest(times, max(times.values()))
+            kept = self.nearest(self.emitted, max(self.emitted.values()))
             self.emitted = {k: self.emitted[k] for k in kept}
         return True
 
     def remembered(self, bookmark: str | None) -> dict[str, str] | None:
         """What the state should remember after the run (None: leave it as it is)."""
-        times = {k: at for k, (at, _) in self.emitted.items()}
-        newest = max([*times.values(), bookmark or ""])
+        newest = max([*self.emitted.values(), bookmark or ""])
         if not newest:
             return None
-        kept = self.nearest({**self.before, **times}, newest)
-        return {
-            k: self.version(*self.emitted[k]) if k in self.emitted else self.before[k]
-            for k in kept
-        }
-
-    def version(self, updated_at: str, record: Mapping[str, t.Any]) -> str:
-        """The version of ``record``, updated at ``updated_at``."""
-        return version_of(updated_at, self.content(record))
+        versions = {**self.before, **self.emitted}
+        return {k: versions[k] for k in self.nearest(versions, newest)}
 
     def nearest(self, versions: Mapping[str, str], newest: str) -> list[str]:
         """The keys of the newest ``at_most`` versions within the lookback.
