@@ -214,12 +214,13 @@ class Pacer:
 
     def _cut(self, level: int, now: float, proven: int, *, overstated: bool) -> None:
         """Lower the pace to ``level`` (the lock held)."""
-        if overstated:
+        if overstated or self._cap is not None:
+            # Once proofs overstated the limit, they never count beyond the pace.
             self._cap = level
-            if not self._probing:  # a refused probe doubles the wait below
-                self._probe_after = min(
-                    max(PROBE_AFTER, 2 * self._probe_after), PROBE_LONGEST
-                )
+        if overstated and not self._probing:  # a refused probe doubles it below
+            self._probe_after = min(
+                max(PROBE_AFTER, 2 * self._probe_after), PROBE_LONGEST
+            )
         # Slow start only while no cut has had a proof to stand on: refused
         # before anything proved a pace, the tap knows nothing of the limit,
         # so it looks again soon, and fast.
