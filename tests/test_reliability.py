@@ -35,6 +35,8 @@ from tests.helpers import (
 )
 
 CONTACTS = "/v1/contacts"
+#: A made-up token the fake API refuses (it is no credential of anything).
+REFUSED_TOKEN = "fake-refused-token-not-a-secret"  # noqa: S105
 #: Tests about one endpoint's faults sync that stream alone, so that other
 #: streams' requests neither slow them down nor dilute the injected faults.
 CONTACTS_STREAM = "contacts"
@@ -368,10 +370,10 @@ def test_a_401_body_that_echoes_the_token_is_reported_without_it(tap):
     # The API's own message is worth showing ("Token has expired"); this one
     # quotes the refused token, so only masking keeps it out of the error line.
     with FakeSmartflo(contacts=20, echo_token_on_refusal=True) as api:
-        run = tap(base_config(api.url, api_token="refused-token-0123456789"))
+        run = tap(base_config(api.url, api_token=REFUSED_TOKEN))
     assert_one_clear_line(run, "is not valid")
     assert "Token *** is not valid" in run.stderr
-    assert_no_secret(run, "refused-token-0123456789")
+    assert_no_secret(run, REFUSED_TOKEN)
 
 
 def test_recording_urls_reach_the_target_but_never_a_log_line(tap):
