@@ -36,7 +36,7 @@ from tests.helpers import (
 
 CONTACTS = "/v1/contacts"
 #: A made-up token the fake API refuses (it is no credential of anything).
-REFUSED_TOKEN = "fake-refused-token-not-a-secret"  # noqa: S105
+REFUSED_TOKEN = "fake-refused-token-not-a-secret"
 #: Tests about one endpoint's faults sync that stream alone, so that other
 #: streams' requests neither slow them down nor dilute the injected faults.
 CONTACTS_STREAM = "contacts"
