@@ -15,7 +15,6 @@ the catalog is the static one and one log line says why.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import typing as t
@@ -127,23 +126,19 @@ def read_labels(
     url = str(config["api_url"]).rstrip("/") + GROUPS_PATH
     budget = min(float(config["retry_max_seconds"]), DISCOVERY_RETRY_SECONDS)
     deadline = time.monotonic() + budget
-    retry = dataclasses.replace(
-        transport.retry,
-        # One line says what came of discovery; its retries are DEBUG detail.
-        retry_log_level=logging.DEBUG,
-        advice="",  # the line that reports the failure says what comes next
-        budget_name="discovery's budget",
-    )
     paginator = PageNumberPaginator()
     page: int | None = paginator.start
     labels: list[str] = []
     groups = pages = 0
     while page is not None:
         left = max(0.0, deadline - time.monotonic())
-        bounded = dataclasses.replace(
-            transport,
-            retry=dataclasses.replace(retry, budget=left),
-            timeout=min(transport.timeout, DISCOVERY_TIMEOUT_SECONDS, max(left, 1.0)),
+        bounded = transport.bounded(
+            left,
+            min(DISCOVERY_TIMEOUT_SECONDS, max(left, 1.0)),
+            # One line says what came of discovery; its retries are DEBUG detail.
+            retry_log_level=logging.DEBUG,
+            advice="",  # the line that reports the failure says what comes next
+            budget_name="discovery's budget",
         )
         prepared = requests.Request(
             "GET",

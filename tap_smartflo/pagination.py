@@ -106,11 +106,6 @@ class CountedPageNumberPaginator(PageNumberPaginator):
         """The total the server last said matches the query."""
         return self._count
 
-    @property
-    def limit(self) -> int | None:
-        """The page size the server last said it used."""
-        return self._limit
-
     @override
     def after(self, token: int) -> int | None:
         """The page after ``token``, unless ``count`` says no record is left for it."""

@@ -116,7 +116,7 @@ class RetryPolicy:
         """
         if (told := server_wait(exc)) is not None:
             return told
-        if self.pacer is not None and self.pacer.rate and _is_rate_limited(exc):
+        if self.pacer is not None and self.pacer.rate and is_rate_limited(exc):
             return self.pacer.interval
         ceiling = min(self.max_wait, self.initial_wait * 2 ** (tries - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not crypto)
@@ -129,7 +129,8 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _is_rate_limited(exc: BaseException) -> bool:
+def is_rate_limited(exc: BaseException) -> bool:
+    """Whether ``exc`` is the server's 429."""
     response = getattr(exc, "response", None)
     return response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS
 

@@ -66,8 +66,14 @@ class ContactsStream(UpdatedAfterStream):
     @override
     def version_content(self, record: Mapping[str, t.Any]) -> Mapping[str, t.Any]:
         # The custom-field columns repeat custom_fields: a column discovered since
-        # the last run is no change to the contact.
-        return {k: v for k, v in record.items() if not is_custom_column(k)}
+        # the last run is no change to the contact. A record holds exactly the
+        # columns the normalizer fills (this runs on every record).
+        if self.custom_columns is None or not self.custom_columns.filled:
+            return record
+        content = dict(record)
+        for column in self.custom_columns.filled:
+            del content[column]
+        return content
 
     @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:

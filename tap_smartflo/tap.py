@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import sys
 import typing as t
@@ -282,17 +281,12 @@ class TapSmartflo(Tap):
         Raises:
             SmartfloError: when every stream's endpoint is refused, as a run would.
         """
-        transport = self.services.transport
         # A test answers in seconds, whatever a long run's retry_max_seconds.
-        bounded = dataclasses.replace(
-            transport,
-            retry=dataclasses.replace(
-                transport.retry,
-                budget=min(transport.retry.budget, CONNECTION_TEST_SECONDS),
-                advice="check api_url and this machine's network, or try again later",
-                budget_name="the connection test",
-            ),
-            timeout=min(transport.timeout, CONNECTION_TEST_SECONDS),
+        bounded = self.services.transport.bounded(
+            CONNECTION_TEST_SECONDS,
+            CONNECTION_TEST_SECONDS,
+            advice="check api_url and this machine's network, or try again later",
+            budget_name="the connection test",
         )
         refused = []
         for stream in t.cast("list[SmartfloStream]", list(self.streams.values())):

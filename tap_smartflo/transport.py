@@ -6,6 +6,7 @@ retry policy for every stream, since the account has one rate limit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import typing as t
@@ -25,6 +26,7 @@ from tap_smartflo.errors import (
     error_for,
     server_message,
 )
+from tap_smartflo.retry import is_rate_limited
 
 if t.TYPE_CHECKING:
     import threading
@@ -81,6 +83,18 @@ class Transport:
     #: Counts each stream's requests, retries and 429s.
     report: RunReport
 
+    def bounded(self, budget: float, timeout: float, **retry: t.Any) -> Transport:
+        """This transport within a budget of its own (never more than its own).
+
+        ``retry`` changes more of the retry policy (how it reports, for example).
+        """
+        policy = dataclasses.replace(
+            self.retry, budget=min(self.retry.budget, budget), **retry
+        )
+        return dataclasses.replace(
+            self, retry=policy, timeout=min(self.timeout, timeout)
+        )
+
     def fetch(  # noqa: PLR0913 (one request and how to describe it)
         self,
         prepared: requests.PreparedRequest,
@@ -113,11 +127,7 @@ class Transport:
             try:
                 page = self._send(prepared, stream, path, records_key)
             except RetriableAPIError as exc:
-                response = exc.response
-                if (
-                    response is not None
-                    and response.status_code == HTTPStatus.TOO_MANY_REQUESTS
-                ):
+                if is_rate_limited(exc):
                     self.pacer.throttled(started)
                     self.report.throttled(stream)
                 raise
