@@ -49,6 +49,7 @@ if t.TYPE_CHECKING:
 
     from tap_smartflo.auth import SmartfloAuth
     from tap_smartflo.custom_fields import CustomFieldColumns
+    from tap_smartflo.memory import AccountMemory
     from tap_smartflo.normalize import Converter, Source
     from tap_smartflo.pagination import KeysetPaginator
     from tap_smartflo.prefetch import Send
@@ -79,6 +80,8 @@ class Services:
     #: Contacts' custom-field columns (name -> schema): the input catalog's, else
     #: discovered from the contact groups (once per tap).
     contact_columns: Callable[[], Mapping[str, dict[str, t.Any]]]
+    #: What the tap remembers of the account between runs (rate limit, page sizes).
+    memory: AccountMemory
 
 
 class SmartfloStream(RESTStream[t.Any]):
@@ -433,6 +436,7 @@ class SmartfloStream(RESTStream[t.Any]):
             for _body, records in self.iter_pages(context):
                 request_counter.increment()
                 self._pages_received += 1
+                self.services.memory.flush()  # what the pages taught, in the STATE
                 self._extracted_at = datetime.now(timezone.utc)
                 for raw in records:
                     try:

@@ -20,6 +20,7 @@ from tap_smartflo.auth import LoginAuth, SmartfloAuth, TokenAuth
 from tap_smartflo.client import Services
 from tap_smartflo.discovery import contact_columns
 from tap_smartflo.errors import EndpointError, SmartfloError
+from tap_smartflo.memory import AccountMemory, saved_account
 from tap_smartflo.normalize import NormalizationError
 from tap_smartflo.pacing import Pacer
 from tap_smartflo.report import FULL_TABLE, RunReport
@@ -121,6 +122,18 @@ class TapSmartflo(Tap):
     syncing = False
 
     @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        # Public SDK API, meant for overriding: the SDK keeps only the bookmarks,
+        # and the tap's memory of the account (memory.py) travels beside them.
+        super().load_state(state)
+        self.memory.load(saved_account(state), self.logger.warning)
+
+    @cached_property
+    def memory(self) -> AccountMemory:
+        """What the tap remembers of the account, mirrored into its STATE."""
+        return AccountMemory(t.cast("dict[str, t.Any]", self.state))
+
+    @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         # An SDK internal, overridden here alone: 0.54 has no public hook for what
         # a stop signal does. The SDK writes the STATE and exits 0, on SIGTERM and
@@ -208,6 +221,7 @@ class TapSmartflo(Tap):
             write_state=lambda: self.state_writer.write_state(self.state),
             write_message=self.write_message,
             table_version=self.initialized_at,
+            memory=self.memory,
             contact_columns=lambda: self.contact_columns,
         )
 
@@ -347,6 +361,10 @@ class TapSmartflo(Tap):
         except BaseException:
             tap.log_summary("failed")  # the SDK logs the traceback
             raise
+        # What the run learned of the account goes out even when its last stream
+        # read nothing new.
+        tap.memory.flush()
+        tap.state_writer.write_state(tap.state)
         if failures := tap.services.report.failures():
             # Every other stream was extracted and its STATE emitted first.
             _fail(*failures, before=tap.summary("failed"))
