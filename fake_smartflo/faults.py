@@ -79,8 +79,9 @@ class Faults(Dataset):
     #: Count ``rate_limit`` in fixed windows (each clock second, as many PHP
     #: throttles do) rather than in any one second.
     fixed_windows: bool = False
-    #: Another integration on the account, steadily using this many of
-    #: ``rate_limit``'s requests a second (its requests always take their slot).
+    #: Another integration on the account (a CRM), steadily sending this many
+    #: requests a second, refused like the tap's when the limit is full (it may
+    #: start or stop while the server runs).
     background_rate: float = 0.0
     #: Every Nth request gets the documented 429 whatever the pace (other
     #: integrations bursting); such a refusal takes no slot of ``rate_limit``.
@@ -90,6 +91,9 @@ class Faults(Dataset):
     #: The account moved: when set, every request answers 307 (a redirect that
     #: keeps the method and body) to this base URL, path and query kept.
     moved_to: str = ""
+    #: The neighbour's requests so far, and how many of them the limit refused.
+    background_sent: int = field(default=0, init=False)
+    background_refused: int = field(default=0, init=False)
     _accepted: deque[float] = field(default_factory=deque, init=False, repr=False)
     _background_next: float = field(default=float("-inf"), init=False, repr=False)
     _received: int = field(default=0, init=False, repr=False)
@@ -110,25 +114,45 @@ class Faults(Dataset):
         now = time.monotonic()
         with self.lock:
             self._background_requests(now)
-            if self.fixed_windows:
-                while self._accepted and int(self._accepted[0]) != int(now):
-                    self._accepted.popleft()
-            while self._accepted and now - self._accepted[0] >= 1.0:
-                self._accepted.popleft()
-            if len(self._accepted) >= self.rate_limit:
-                return True
-            self._accepted.append(now)
+            return not self._admit(now)
+
+    def _admit(self, moment: float) -> bool:
+        """Count a request arriving at ``moment`` if the limit has room (lock held)."""
+        accepted = self._accepted
+        if self.fixed_windows:
+            while accepted and int(accepted[0]) != int(moment):
+                accepted.popleft()
+        while accepted and moment - accepted[0] >= 1.0:
+            accepted.popleft()
+        if len(accepted) >= self.rate_limit:
             return False
+        accepted.append(moment)
+        return True
 
     def _background_requests(self, now: float) -> None:
-        """The neighbour's requests up to ``now`` take their slots (lock held)."""
+        """The neighbour's requests up to ``now``, refused like anyone's (lock held).
+
+        ``background_refused`` counts those the limit refused.
+        """
         if not self.background_rate:
+            self._background_next = float("-inf")
             return
-        # Older ones would leave the window at once: start at most a second back.
-        moment = max(self._background_next, now - 1.0)
+        interval = 1 / self.background_rate
+        moment = self._background_next
+        if moment < now - 1.0:
+            # A second or more without the tap: the neighbour alone fits (its rate
+            # is below the limit); the requests before the last second only count.
+            if moment > float("-inf"):
+                skipped = int((now - 1.0 - moment) / interval) + 1
+                self.background_sent += skipped
+                moment += skipped * interval
+            else:
+                moment = now
         while moment <= now:
-            self._accepted.append(moment)
-            moment += 1 / self.background_rate
+            self.background_sent += 1
+            if not self._admit(moment):
+                self.background_refused += 1
+            moment += interval
         self._background_next = moment
 
     def refused_for_others(self) -> bool:

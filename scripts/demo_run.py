@@ -24,6 +24,9 @@ MELTANO = Path(sys.executable).with_name("meltano")
 PROJECT = Path(__file__).resolve().parent.parent
 JOB = ("tap-smartflo", "target-jsonl")
 SAMPLE_CONTACTS = 1200
+#: The fake account's rate limit, which the demo tells the tap (a tap left to learn
+#: it spends its first seconds doing so: see README.md, "Sharing the account").
+SAMPLE_LIMIT = 100
 ROWS_SHOWN = 3
 #: The fields shown of each record, when it has them.
 SHOWN_FIELDS = (
@@ -143,9 +146,16 @@ def demo_run(env: dict[str, str]) -> None:
         path.unlink()
     meltano("--environment=demo", "state", "clear", "--force", state_id,
             env=env, quiet=True, say=False)  # fmt: skip
-    fake = FakeSmartflo(**{**SAMPLE_ACCOUNT, "contacts": SAMPLE_CONTACTS})
+    fake = FakeSmartflo(
+        **{**SAMPLE_ACCOUNT, "contacts": SAMPLE_CONTACTS, "rate_limit": SAMPLE_LIMIT}
+    )
     with fake as api:
-        env = {**env, "TAP_SMARTFLO_API_URL": api.url, "TAP_SMARTFLO_API_TOKEN": TOKEN}
+        env = {
+            **env,
+            "TAP_SMARTFLO_API_URL": api.url,
+            "TAP_SMARTFLO_API_TOKEN": TOKEN,
+            "TAP_SMARTFLO_ACCOUNT_REQUESTS_PER_SECOND": str(SAMPLE_LIMIT),
+        }
         leads = sum(len(leads) for leads in api.lead_store.values())
         print(
             f"\nFake Smartflo API at {api.url} with {SAMPLE_CONTACTS} contacts,"
@@ -154,7 +164,9 @@ def demo_run(env: dict[str, str]) -> None:
             f" departments, {len(api.ivr_store)} IVRs, {len(api.number_store)}"
             f" numbers, {len(api.list_store)} broadcast lists of {leads} leads,"
             f" {len(api.broadcast_store)} broadcasts and {len(api.campaign_store)}"
-            " dialer campaigns."
+            f" dialer campaigns. It allows {SAMPLE_LIMIT} requests a second, which"
+            " the demo tells the tap (account_requests_per_second); the tap takes"
+            " half (rate_limit_share) and leaves the rest to the account's other users."
         )
         meltano(f"--environment={environment}", "run", *JOB, env=env, quiet=True)
         print("\nFirst run, everything:")

@@ -20,6 +20,7 @@ from tap_smartflo.errors import LoginRefusedError, redirect_error
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from tap_smartflo.pacing import Pacer
     from tap_smartflo.retry import RetryPolicy
 
 LOGIN_PATH = "/v1/auth/login"
@@ -103,9 +104,13 @@ class LoginAuth(SmartfloAuth):
         config: Mapping[str, t.Any],
         retry: RetryPolicy,
         session: requests.Session | None = None,
+        pacer: Pacer | None = None,
         on_login: t.Callable[[], None] | None = None,
     ) -> None:
-        """Prepare to log in with the tap's settings (``on_login`` counts each try)."""
+        """Prepare to log in with the tap's settings (``on_login`` counts each try).
+
+        A login is a request like any other: it waits on ``pacer``, the account's.
+        """
         self._url = str(config["api_url"]).rstrip("/") + LOGIN_PATH
         # Missing credentials stop a sync before any request (settings.py); a
         # discovery without them never logs in.
@@ -115,6 +120,7 @@ class LoginAuth(SmartfloAuth):
         self._retry = retry
         self._session = session or requests.Session()
         self._on_login = on_login
+        self._pacer = pacer
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
@@ -136,8 +142,9 @@ class LoginAuth(SmartfloAuth):
             if self._refused is not None:
                 raise self._refused
             if self._token is None or time.monotonic() >= self._renew_at:
-                # Backoff, never the pace: the pace is for the data requests, and
-                # a login that keeps being refused must slow down.
+                # Backoff between tries, not the pace's interval: a login that
+                # keeps being refused must slow down (each try still waits on the
+                # pace, in _login).
                 policy = dataclasses.replace(retry or self._retry, pacer=None)
                 try:
                     self._token, lifetime = policy.run(
@@ -170,6 +177,7 @@ class LoginAuth(SmartfloAuth):
     def _login(self, timeout: float) -> tuple[str, float]:
         if self._on_login is not None:
             self._on_login()
+        started = self._pacer.wait() if self._pacer is not None else 0.0
         response = self._session.post(
             self._url,
             json={"email": self._email, "password": self._password},
@@ -179,6 +187,11 @@ class LoginAuth(SmartfloAuth):
             allow_redirects=False,
         )
         status = response.status_code
+        if self._pacer is not None:
+            if status == HTTPStatus.TOO_MANY_REQUESTS:
+                self._pacer.throttled(started)
+            else:
+                self._pacer.succeeded(started)
         if HTTPStatus.MULTIPLE_CHOICES <= status < HTTPStatus.BAD_REQUEST:
             raise redirect_error(status, LOGIN_PATH, response)
         if (

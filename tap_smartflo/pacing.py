@@ -1,353 +1,309 @@
-"""Pacing requests to the account's rate limit, which the tap is not told.
+"""Pacing every request to a polite share of the account's rate limit.
 
-Smartflo allows each account as many requests per second as its trunks have calls
-per second, and answers 429 beyond that. The limit is shared by every integration
-on the account (CRM, dialer, scripts), so a 429 has two causes: the tap went over
-its share, or someone else's burst filled the second. Cutting the pace on every
-429 punishes the tap for the second: with one request in six refused by others, a
-cut of a quarter per 429 drove the pace geometrically to the floor, and a sync of
-minutes took hours. So the pacer tells the two apart.
+A Smartflo account has one rate limit for all its integrations (the CRM's
+click-to-call, the dialer, agents' apps), and a refusal there is an agent who
+cannot place a call. So the tap spaces its requests evenly at a *share* of the
+limit (``rate_limit_share``, half by default), capped by ``max_requests_per_second``.
 
-What the tap can know for sure is a *proof*: if the account accepted ``c`` of the
-tap's requests that started within less than a second of each other, it allows the
-tap at least ``c`` a second. Start times are the tap's and arrivals the server's,
-so a proof counts only successes within ``SPAN`` (a second less ``JITTER``), and
-the tap's own budget uses a window of ``CLEAR`` (a second plus ``JITTER``).
-Neighbours come and go, so a proof lapses after ``MEMORY`` seconds unless renewed.
+The limit is *told* (``account_requests_per_second``), *remembered* (learned by an
+earlier run within RELEARN_AFTER, kept in STATE by memory.py), or *learned*: a ramp
+from one request a second, a step up for each window the tap fills without a
+refusal, that stops at the first 429 the tap's own requests helped cause. The limit
+is then the most the tap got through in a window: a neighbour's use makes it
+smaller, never larger. A remembered limit past RELEARN_AFTER is learned again by
+a ramp that starts at the share.
 
-The pace is a *level* ``k``: at most ``k`` requests in any ``CLEAR`` window, so
-``k / CLEAR`` a second, never closer than ``SPAN / 2k`` apart: a window's ``k``
-requests land close enough together to renew the proof of ``k`` even when others
-refuse some of them. A refused request takes no slot (the server did not count
-it, as with token buckets), unless a whole level's worth in a row were refused:
-then someone has the whole account, and the tap waits at its pace instead of
-filling freed slots with more refusals.
+A 429 at the share is a neighbour's doing: the pace halves (to FLOOR of the share
+at least) and climbs back by an eighth each quiet RECOVER seconds, so a neighbour
+that appears gets its room within seconds. Each CHANGED_AFTER such cuts say the
+account has changed (lost trunks, or gained a steady neighbour), or that its limit
+counts clock seconds and the ramp's window was lucky: a learned limit is lowered
+by one and remembered so (a told one stays as told).
 
-- Unpaced at first (or at the pinned ``max_requests_per_second``, a ceiling).
-- A 429 on a request that, counting the tap's successes in the second before it,
-  stays within the proof is someone else's: it is retried, and the pace stays.
-- Beyond the proof, a first 429 may still be someone else's and is forgiven; a
-  second at the same level is the tap's: the level drops to the proof (at least 1,
-  the floor a real account always allows), and the next request waits until the
-  window has room. A success proving more raises the level at once.
-- Recovery goes by time, not by successes (which come slowly at a low pace): each
-  ``RECOVER`` seconds the level climbs half the way back to the last good level,
-  which each cut of the tap's own lowers by one, never below the proof.
-- At the good level, proven and held back by the pace, the pacer probes for more
-  after ``PROBE_AFTER`` seconds: double the level until the account refuses a probe
-  (a pace set by refusals at the very start, before anything proved one, is then
-  far below the limit and comes back within seconds), a quarter more (at least
-  one) after that. A probe the account accepts
-  proves the new level and the next follows soon; each one it refuses doubles the
-  wait (up to ``PROBE_LONGEST``). So a stable limit costs two refusals a probe, a
-  few a minute, and a limit that grew is found within seconds.
-
-A limit counted in *fixed* windows (each clock second, as many PHP throttles
-count) accepts up to twice the limit within a second that straddles a boundary,
-so proofs overstate it, and paced at them a third or more of the tap's requests
-are refused (while as many succeed) with every refusal inside the proof. When a
-third of the tap's last ``OUTCOMES`` requests at one level were refused and a
-third succeeded, the proofs overstate the limit: the level drops by one and no
-proof counts beyond it (a cap that only a probe raises), and probes wait longer.
-Someone else's bursts refuse fewer (a sixth, in the benchmark), and someone who
-takes the whole account refuses for longer than a window, which clears the count.
-
-The margins and probes cost a few percent of the limit; someone else's 429s cost
-only the requests they refuse, and a neighbour who stays lowers the pace within
-``MEMORY`` seconds.
+Every request the tap sends waits here first: pages, retries and logins
+(transport.py and auth.py call ``wait``); new code that sends must do the same.
 """
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
+import typing as t
 from collections import deque
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
-if TYPE_CHECKING:
+if t.TYPE_CHECKING:
     from collections.abc import Callable
 
-#: Rate limits count requests in a window of this many seconds.
+    from tap_smartflo.memory import AccountMemory
+
+#: Rate limits count requests in a window of this many seconds; the tap spaces
+#: a window's worth over CLEAR, a margin for the network's jitter.
 WINDOW = 1.0
-#: How far the tap's start times and the server's arrival times may disagree.
-JITTER = 0.05
-#: Successes whose starts lie this close surely shared one of the server's windows.
-SPAN = WINDOW - JITTER
-#: The tap's own window: requests this far apart surely did not share one.
-CLEAR = WINDOW + JITTER
-#: Seconds a proof holds without renewal (neighbours change).
-MEMORY = 10.0
-#: Seconds per step of recovery towards the last good level.
-RECOVER = 1.0
-#: Seconds at the good level before probing a quarter more, and the longest wait.
-PROBE_AFTER = 4.0
-PROBE_LONGEST = 64.0
-#: The floor: level 1, one request a CLEAR window.
-SLOWEST = 1 / CLEAR
-#: The share-of-refusals rule looks at the tap's last this many requests.
-OUTCOMES = 24
-#: Slack for sums of float intervals that should meet exactly.
-_EPS = 1e-6
+CLEAR = 1.05
+#: A remembered limit older than this is learned again (gently).
+RELEARN_AFTER = timedelta(days=1)
+#: After a neighbour's 429 the pace climbs back by STEP_BACK of the share each
+#: RECOVER seconds without one, never below FLOOR of it.
+RECOVER = 2.0
+STEP_BACK = 0.125
+FLOOR = 0.125
+#: Cuts that lower a learned limit by one.
+CHANGED_AFTER = 2
+
+TOLD, REMEMBERED, LEARNED = "told", "remembered", "learned"
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What the account allows: ``limit`` requests a second, and how that is known."""
+
+    limit: float
+    source: str  # TOLD, REMEMBERED or LEARNED
+    learned_at: datetime | None = None
 
 
 class Pacer:
     """Spaces request starts across all of a tap's threads and streams."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (the settings, the memory and the two clocks)
         self,
-        ceiling: float | None = None,
         *,
+        share: float = 0.5,
+        ceiling: float | None = None,
+        told: float | None = None,
+        memory: AccountMemory | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        utcnow: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
-        """Pace at most ``ceiling`` requests a second (None: as fast as allowed).
+        """Pace at ``share`` of the account's limit, never above ``ceiling``.
 
         Args:
-            ceiling: a pace the user pinned; 429s can lower it, nothing raises it.
+            share: the fraction of the account's limit the tap may use.
+            ceiling: requests a second the tap never exceeds (None: no cap).
+            told: the account's limit, when the user knows it.
+            memory: where a learned limit is remembered (and read at the first
+                request, once the STATE is loaded).
             clock: monotonic seconds (injected by tests).
             sleep: blocks for seconds (injected by tests).
+            utcnow: the time of day, for when a limit was learned.
         """
+        self.share = share
         self.ceiling = ceiling
-        #: Requests allowed per CLEAR window; None until the first 429 of the tap's.
-        self.level: int | None = None
-        #: The last good level, where recovery heads.
-        self.good = 0
+        self._told = told
+        self._memory = memory
         self._clock = clock
         self._sleep = sleep
+        self._utcnow = utcnow
         self._lock = threading.Lock()
-        self._live: deque[float] = deque()  # own starts not refused, sorted
-        self._successes: list[float] = []  # starts of successes, sorted, recent only
-        self._proofs: deque[tuple[float, int]] = deque()  # (start, count), counts fall
-        self._last_start = float("-inf")
+        self.allowance: Allowance | None = None
+        #: While learning: requests per CLEAR window now, and the last level held.
+        self.level = 0.0
+        self._held = 0.0
+        self._step_began = float("-inf")
+        self._started = False
+        self._starts: deque[float] = deque()  # recent starts
+        self._successes: deque[float] = deque()  # recent successes' starts
+        self._proof = 0  # the most successes seen within one window
+        self._last_start = float("-inf")  # the latest start given out
+        self._sent_last = float("-inf")  # the latest start that went
+        self._generation = 0  # one more at each fall of the pace
+        #: After a neighbour's 429: the fraction of the share in use.
+        self.factor = 1.0
         self._last_cut = float("-inf")
-        self._changed = float("-inf")  # when the level last moved
-        self._probe_after = PROBE_AFTER
-        #: Probes double the level until the account refuses one (slow start).
-        self._doubling = True
-        self._probing = False
-        self._forgiven = False  # a refusal beyond the proof, at this level
-        self._refused_in_row = 0
-        self._row_began = float("-inf")  # the start of the first refusal in a row
-        #: The last OUTCOMES outcomes at this level (True: refused).
-        self._outcomes: deque[bool] = deque(maxlen=OUTCOMES)
-        #: No proof counts beyond this (None: all do): set when proofs overstate
-        #: the limit (see _overstated).
-        self._cap: int | None = None
+        self._quiet_since = float("-inf")
+        self.cuts = 0
+        self._waited = False  # whether the pace held a request back in this step
+        self.answered = 0
+        self.refused = 0
 
     @property
-    def rate(self) -> float | None:
-        """The pace in requests a second (None: unpaced)."""
-        pace = None if self.level is None else self.level / CLEAR
-        if pace is None or (self.ceiling is not None and self.ceiling < pace):
-            return self.ceiling
-        return pace
+    def learning(self) -> bool:
+        """Whether the pacer is still looking for the account's limit."""
+        return self.allowance is None
+
+    @property
+    def rate(self) -> float:
+        """The pace now, in requests a second."""
+        if self.allowance is None:
+            pace = self.level / CLEAR
+        else:
+            pace = self.share * self.allowance.limit * self.factor / CLEAR
+        return pace if self.ceiling is None else min(pace, self.ceiling)
 
     @property
     def interval(self) -> float:
         """Seconds between request starts at the current pace."""
-        rate = self.rate
-        return 0.0 if rate is None else 1 / rate
-
-    @property
-    def proven(self) -> int:
-        """Requests a second the account has recently been seen to allow the tap."""
-        with self._lock:
-            return self._proven(self._clock())
+        return 1 / self.rate
 
     def wait(self) -> float:
         """Block until this request may start; return its start time."""
-        with self._lock:
-            now = self._clock()
-            self._advance(now, held=self._earliest_start() > now)
-            start = max(now, self._earliest_start())
-            self._last_start = start
-            self._live.append(start)
-            while self._live[0] < start - 2 * CLEAR:
-                self._live.popleft()
-        if start > now:
-            self._sleep(start - now)
-        return start
+        while True:
+            with self._lock:
+                now = self._clock()
+                if not self._started:
+                    self._begin(now)
+                # Threads that fetch ahead ask early: the pace is judged at the
+                # time the request will start, not the time it asked.
+                start = max(now, self._last_start + self.interval)
+                if self._advance(start):
+                    start = max(now, self._last_start + self.interval)
+                self._waited |= start > now
+                self._last_start = start
+                generation = self._generation
+            if start > now:
+                self._sleep(start - now)
+            with self._lock:
+                if generation == self._generation:
+                    self._went(start)
+                    return start
+                # The pace was cut while this request waited: it lines up again.
 
-    def throttled(self, started: float) -> None:
-        """A request that started at ``started`` got a 429: slow down if it was ours.
+    def _went(self, start: float) -> None:
+        """A request starts at ``start`` (the lock held)."""
+        self._sent_last = max(self._sent_last, start)
+        self._starts.append(start)
+        while self._starts[0] < start - CLEAR:
+            self._starts.popleft()
 
-        Requests already started or scheduled when the pace was last cut were sent
-        for the old pace: their 429s cut nothing more.
+    def _slow_down(self, now: float) -> None:
+        """The pace just fell: waiting requests line up again (the lock held).
+
+        They line up at the new pace after the last request that went.
         """
-        with self._lock:
-            now = self._clock()
-            self._refused_in_row += 1
-            if self.level is None or self._refused_in_row <= self.level:
-                self._forget(started)
-            if started <= self._last_cut:
-                return
-            # What the server counted before this request, as far as the tap knows.
-            mine = 1 + _between(self._successes, started - WINDOW, started)
-            proven = self._proven(now)
-            overstated = self._refused_counts(started) and self._overstated()
-            if mine <= proven and not overstated:
-                return
-            if not self._forgiven and not overstated:
-                # Beyond the proof, one refusal may still be someone else's; a
-                # second at the same level is the tap's.
-                self._forgiven = True
-                return
-            if overstated:
-                # One level down, no proof counting beyond it, and the next probe
-                # later (proofs cannot tell whether a probe held).
-                self._cut(max(1, (self.level or 1) - 1), now, proven, overstated=True)
-            else:
-                self._cut(max(1, proven), now, proven, overstated=False)
-
-    def _refused_counts(self, started: float) -> bool:
-        """Record a refusal among the outcomes; False if it says nothing of proofs."""
-        if self._refused_in_row == 1:
-            self._row_began = started
-        if started - self._row_began > CLEAR:
-            # Refused for longer than a window: someone has the whole account,
-            # and these refusals say nothing of the proofs (see _overstated).
-            self._outcomes.clear()
-            return False
-        self._outcomes.append(True)
-        return True
-
-    def _cut(self, level: int, now: float, proven: int, *, overstated: bool) -> None:
-        """Lower the pace to ``level`` (the lock held)."""
-        if overstated or self._cap is not None:
-            # Once proofs overstated the limit, they never count beyond the pace.
-            self._cap = level
-        if overstated and not self._probing:  # a refused probe doubles it below
-            self._probe_after = min(
-                max(PROBE_AFTER, 2 * self._probe_after), PROBE_LONGEST
-            )
-        # Slow start only while no cut has had a proof to stand on: refused
-        # before anything proved a pace, the tap knows nothing of the limit,
-        # so it looks again soon, and fast.
-        self._doubling = self._doubling and proven == 0
-        if self._doubling:
-            self._probe_after = CLEAR
-        if self.level is None or self._probing or overstated:
-            self.good = level
-        else:
-            self.good = max(level, self.good - 1)
-        if self._probing:
-            self._probing = False
-            self._doubling = False
-            self._probe_after = min(
-                max(PROBE_AFTER, 2 * self._probe_after), PROBE_LONGEST
-            )
-        self._move(level, now)
-        self._last_cut = max(now, self._last_start)
+        self._generation += 1
+        self._last_start = self._sent_last
+        self._last_cut = now
 
     def succeeded(self, started: float) -> None:
-        """A request that started at ``started`` went through: it may prove more."""
+        """A request that started at ``started`` went through."""
+        with self._lock:
+            self.answered += 1
+            successes = self._successes
+            successes.append(started)
+            while successes[0] < successes[-1] - WINDOW:
+                successes.popleft()
+            within = sum(1 for s in successes if started - WINDOW < s <= started)
+            self._proof = max(self._proof, within)
+
+    def throttled(self, started: float) -> None:
+        """A request that started at ``started`` got a 429."""
         with self._lock:
             now = self._clock()
-            self._refused_in_row = 0
-            self._outcomes.append(False)
-            successes = self._successes
-            bisect.insort(successes, started)
-            del successes[: bisect.bisect_left(successes, successes[-1] - CLEAR)]
-            count = bisect.bisect_right(successes, started) - bisect.bisect_right(
-                successes, started - SPAN
-            )
-            before = self._proven(now)
-            while self._proofs and self._proofs[-1][1] <= count:
-                self._proofs.pop()
-            self._proofs.append((started, count))
-            proven = self._proven(now)
-            if proven <= before or self.level is None:
+            self.answered += 1
+            self.refused += 1
+            if started <= self._last_cut:
+                return  # sent at the old pace: its 429 says nothing new
+            mine = sum(1 for s in self._successes if started - WINDOW < s < started)
+            if self.allowance is None:
+                if mine:  # the tap's own requests helped fill the window
+                    self._learned(now)
                 return
-            # The account took more than proven: that is the tap's pace now.
-            if self._probing and proven >= self.level:
-                self._probing = False
-                if self._cap is None:
-                    self._probe_after = CLEAR  # and the next probe soon
-            self.good = max(self.good, proven)
-            self._move(max(self.level, proven), now)
+            # At the share: a neighbour needs the room.
+            self.factor = max(FLOOR, self.factor / 2)
+            self._slow_down(now)
+            self._quiet_since = now
+            self.cuts += 1
+            if self.cuts % CHANGED_AFTER == 0 and self.allowance.source != TOLD:
+                self._lower()
 
-    def _earliest_start(self) -> float:
-        earliest = float("-inf")
-        if self.ceiling:
-            earliest = self._last_start + 1 / self.ceiling
-        if self.level is not None:
-            earliest = max(earliest, self._last_start + SPAN / (2 * self.level))
-            if len(self._live) >= self.level:
-                # The window must have room: the level-th latest start leaves it.
-                earliest = max(earliest, self._live[-self.level] + CLEAR)
-        return earliest
+    def _lower(self) -> None:
+        """The share keeps being refused: believe (and remember) one less."""
+        limit = max(1.0, t.cast("Allowance", self.allowance).limit - 1)
+        when = self._utcnow()
+        self.allowance = Allowance(limit, LEARNED, when)
+        if self._memory is not None:
+            self._memory.remember_limit(limit, when)
 
-    def _advance(self, now: float, *, held: bool) -> None:
-        """Let time do its part: recovery towards the good level, then probes.
-
-        A probe needs a tap that the pace holds back (``held``): a slow stretch
-        tells nothing about one more request a second.
-        """
-        if self.level is None:
+    def _begin(self, now: float) -> None:
+        """At the first request (the STATE loaded): told, remembered, or a ramp."""
+        self._started = True
+        self._step_began = now
+        if self._told is not None:
+            self.allowance = Allowance(self._told, TOLD)
             return
-        if self.level < self.good:
-            steps = int((now - self._changed) / RECOVER)
-            level = self.level
-            for _ in range(min(steps, self.good - level)):
-                level += (self.good - level + 1) // 2
-            if steps:
-                self._move(level, self._changed + steps * RECOVER)
+        memory = self._memory
+        if memory is not None and memory.limit and memory.learned_at:
+            if self._utcnow() - memory.learned_at < RELEARN_AFTER:
+                self.allowance = Allowance(memory.limit, REMEMBERED, memory.learned_at)
+                return
+            # Stale: learned again from the share, which held then.
+            self.level = max(1.0, float(int(self.share * memory.limit)))
             return
-        at_ceiling = self.ceiling is not None and self.level / CLEAR >= self.ceiling
-        if (
-            held
-            and not self._probing
-            and not at_ceiling
-            and self._proven(now) >= self.level
-            and now - self._changed >= self._probe_after
-        ):
-            step = self.level if self._doubling else max(1, self.level // 4)
-            self.good = self.level + step
-            if self._cap is not None:
-                self._cap = self.good
-            self._probing = True
-            self._move(self.good, now)
+        self.level = 1.0
 
-    def _move(self, level: int | None, now: float) -> None:
-        self.level = level
-        self._changed = now
-        self._forgiven = False
-        self._outcomes.clear()
+    def _advance(self, now: float) -> bool:
+        """Let time do its part (the ramp's next step, or recovery after a cut).
 
-    def _overstated(self) -> bool:
-        """Whether the proofs overstate the limit: many refusals within them.
-
-        A limit counted in fixed windows (each clock second) accepts up to twice
-        the limit within one second across a boundary, and that proves too much:
-        paced at it, a third or more of the tap's requests are refused while as
-        many succeed. Someone else's bursts refuse fewer (a sixth, in the
-        benchmark), and someone taking the whole account leaves no successes.
+        Returns:
+            Whether the pace changed.
         """
-        outcomes = self._outcomes
-        refused = sum(outcomes)
-        return (
-            self.level is not None
-            and len(outcomes) == OUTCOMES
-            and 3 * refused >= OUTCOMES
-            and 3 * (OUTCOMES - refused) >= OUTCOMES
-        )
+        if self.allowance is not None:
+            if self.factor < 1 and now - self._quiet_since >= RECOVER:
+                steps = int((now - self._quiet_since) / RECOVER)
+                self.factor = min(1.0, self.factor + steps * STEP_BACK)
+                self._quiet_since += steps * RECOVER
+                return True
+            return False
+        if self.ceiling is not None and self.level / CLEAR >= self.ceiling:
+            return False  # the ceiling stops the ramp: the limit stays unknown
+        # A step up once the tap has kept this level's pace for a whole window
+        # (a tap that is slower than its pace learns nothing by going faster).
+        full = self._waited and len(self._starts) >= max(1, int(self.level) - 1)
+        if now - self._step_began < CLEAR or not full:
+            return False
+        self._held = self.level
+        self.level += max(1.0, float(int(self.level) // 4))
+        self._step_began = now
+        self._waited = False
+        return True
 
-    def _proven(self, now: float) -> int:
-        while self._proofs and self._proofs[0][0] < now - MEMORY:
-            self._proofs.popleft()
-        proven = self._proofs[0][1] if self._proofs else 0
-        return proven if self._cap is None else min(proven, self._cap)
+    def _learned(self, now: float) -> None:
+        """The first sign of the limit: settle at the share of what got through."""
+        # Evenly spaced, the tap cannot get more than a level's worth through one
+        # window; nor less than the last level it held without a refusal.
+        limit = max(self._held, min(float(self._proof), self.level - 1), 1.0)
+        when = self._utcnow()
+        self.allowance = Allowance(limit, LEARNED, when)
+        self._slow_down(now)
+        self._quiet_since = now
+        if self._memory is not None:
+            self._memory.remember_limit(limit, when)
 
-    def _forget(self, started: float) -> None:
-        """A refused request took no slot in the server's window."""
-        index = bisect.bisect_left(self._live, started)
-        if index < len(self._live) and self._live[index] == started:
-            del self._live[index]
-
-
-def _between(starts: list[float], after: float, before: float) -> int:
-    """How many of the sorted ``starts`` lie in (after, before]."""
-    return bisect.bisect_right(starts, before) - bisect.bisect_right(
-        starts, after + _EPS
-    )
+    def summary(self) -> str:
+        """One line for the end of the run: the pace, the limit, the refusals."""
+        with self._lock:
+            refused = f"{self.refused} of {self.answered} requests refused (429)"
+            if not self._started:
+                return f"no request sent; {refused}"
+            pace = f"pace {self.rate:.2g} requests/s"
+            if self.allowance is None:
+                reached = f"at least {self._proof}/s"
+                why = (
+                    "max_requests_per_second stopped the learning"
+                    if self.ceiling is not None and self.rate >= self.ceiling
+                    else "the run ended before the limit was reached"
+                )
+                return f"{pace}; the account allows {reached} ({why}); {refused}"
+            allowance = self.allowance
+            source = {
+                TOLD: "told by account_requests_per_second",
+                LEARNED: "learned in this run",
+                REMEMBERED: "remembered from "
+                + (allowance.learned_at or self._utcnow()).strftime(
+                    "%Y-%m-%d %H:%M UTC"
+                ),
+            }[allowance.source]
+            capped = (
+                ", capped by max_requests_per_second"
+                if self.ceiling is not None
+                and self.ceiling < self.share * allowance.limit / CLEAR
+                else ""
+            )
+            slowed = f", slowed {self.cuts} times for others" if self.cuts else ""
+            return (
+                f"{pace} ({self.share:.0%} of the account's {allowance.limit:g}/s, "
+                f"{source}{capped}{slowed}); {refused}"
+            )

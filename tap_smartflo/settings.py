@@ -105,12 +105,34 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "rate_limit_share",
+        th.NumberType,
+        default=0.5,
+        title="Share of the rate limit",
+        description=(
+            "The fraction (above 0, at most 1) of the account's rate limit the tap "
+            "may use; the rest stays free for the CRM, the dialer and agents' apps. "
+            "1 is the tap's fastest, where nothing else uses the account; each "
+            "half costs twice the time of a long sync."
+        ),
+    ),
+    th.Property(
+        "account_requests_per_second",
+        th.IntegerType,
+        title="Account's requests per second",
+        description=(
+            "The account's rate limit (its trunks' calls per second), if you know "
+            "it. Empty: the tap learns it in its first run with a few 429s, "
+            "remembers it in its STATE, and learns it again after a day."
+        ),
+    ),
+    th.Property(
         "max_requests_per_second",
         th.NumberType,
-        title="Requests per second",
+        title="Most requests per second",
         description=(
-            "Pin the pace to the account's rate limit (its trunks' calls per "
-            "second). Empty: the tap finds the pace by itself from 429 answers."
+            "A ceiling on the tap's own pace, whatever its share allows (the "
+            "learning of the limit included). Empty: no ceiling."
         ),
     ),
     th.Property(
@@ -221,6 +243,7 @@ def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         ("page_size", 1),
         ("max_concurrent_requests", 1),
         ("max_requests_per_second", 0.001),
+        ("account_requests_per_second", 1),
         ("request_timeout", 0.001),
         ("retry_max_seconds", 0),
         ("retry_initial_seconds", 0.001),
@@ -236,6 +259,12 @@ def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         lookback = config.get(name)
         if isinstance(lookback, int | float) and lookback < 0:
             errors.append(f"{name} must be zero or more, got {lookback}")
+    share = config.get("rate_limit_share")
+    if isinstance(share, int | float) and not 0 < share <= 1:
+        errors.append(
+            f"rate_limit_share must be above 0 and at most 1 (a fraction of the "
+            f"account's limit), got {share}"
+        )
     days = config.get("call_records_window_days")
     if isinstance(days, int) and not 1 <= days <= MAX_CALL_WINDOW_DAYS:
         errors.append(

@@ -179,7 +179,15 @@ class TapSmartflo(Tap):
         """One of each for all streams: one account, one rate limit, one report."""
         config = self.config
         ceiling = config.get("max_requests_per_second")
-        pacer = Pacer(float(ceiling) if ceiling else None)
+        told = config.get("account_requests_per_second")
+        # Every request waits on this one pacer: the transport's (pages and their
+        # retries) and the login's.
+        pacer = Pacer(
+            share=float(config["rate_limit_share"]),
+            ceiling=float(ceiling) if ceiling else None,
+            told=float(told) if told else None,
+            memory=self.memory,
+        )
         retry = RetryPolicy(
             initial_wait=float(config["retry_initial_seconds"]),
             budget=float(config["retry_max_seconds"]),
@@ -203,6 +211,7 @@ class TapSmartflo(Tap):
                 config,
                 retry,
                 make_session(str(config["api_url"]), 1),
+                pacer,
                 on_login=lambda: report.sent(None, retry=False),
             )
         )
@@ -379,7 +388,9 @@ class TapSmartflo(Tap):
                 bookmarks[name] = f"bookmark {value}"
             elif stream.replication_method == "FULL_TABLE":
                 bookmarks[name] = FULL_TABLE
-        return self.services.report.summary(bookmarks, outcome)
+        lines = self.services.report.summary(bookmarks, outcome)
+        pace = self.services.transport.pacer.summary()
+        return [*lines[:-1], f"Pace: {pace}", lines[-1]]
 
     def log_summary(self, outcome: str) -> None:
         """Log the run's closing lines."""

@@ -122,6 +122,10 @@ class Transport:
             if cancelled is not None and cancelled.is_set():
                 raise CancelledError
             started = self.pacer.wait()
+            if cancelled is not None and cancelled.is_set():
+                # No longer wanted while it waited for its turn: not sent, so the
+                # account's allowance is not spent on it.
+                raise CancelledError
             tries += 1
             self.report.sent(stream, retry=tries > 1)
             try:

@@ -78,14 +78,30 @@ def stream_of(path: str) -> str | None:
     return None
 
 
+#: The fake's account, as the tests tell it to the tap: a limit far above what any
+#: test sends, all of it the tap's. Tests of the pace itself (test_pacing.py) set
+#: their own; without this, each test would spend seconds learning the limit.
+FAKE_ACCOUNT = {"account_requests_per_second": 1000, "rate_limit_share": 1}
+#: The limit as Meltano passes it (half of it is still hundreds a second). Meltano
+#: 4.4 cannot pass a decimal setting such as rate_limit_share from the
+#: environment (its Decimal fails its own JSON encoder).
+FAKE_ACCOUNT_ENV = {"TAP_SMARTFLO_ACCOUNT_REQUESTS_PER_SECOND": "1000"}
+
+
 def base_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:
     """A config for the fake server, plus ``settings``."""
-    return {"api_url": api_url, "api_token": TOKEN, **settings}
+    return {"api_url": api_url, "api_token": TOKEN, **FAKE_ACCOUNT, **settings}
 
 
 def login_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:
     """A config that logs in to the fake server with EMAIL and PASSWORD."""
-    return {"api_url": api_url, "email": EMAIL, "password": PASSWORD, **settings}
+    return {
+        "api_url": api_url,
+        "email": EMAIL,
+        "password": PASSWORD,
+        **FAKE_ACCOUNT,
+        **settings,
+    }
 
 
 @dataclass

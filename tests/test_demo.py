@@ -9,7 +9,7 @@ import sys
 import typing as t
 
 from fake_smartflo import TOKEN, FakeSmartflo
-from tests.helpers import REPO
+from tests.helpers import FAKE_ACCOUNT_ENV, REPO
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -102,7 +102,10 @@ def test_demo_with_credentials_extracts_the_account_not_the_fake(
     # A stand-in for the real API, reached through the user's own settings.
     with FakeSmartflo(contacts=40) as account:
         done = run_demo(
-            meltano, TAP_SMARTFLO_API_URL=account.url, TAP_SMARTFLO_API_TOKEN=TOKEN
+            meltano,
+            TAP_SMARTFLO_API_URL=account.url,
+            TAP_SMARTFLO_API_TOKEN=TOKEN,
+            **FAKE_ACCOUNT_ENV,  # a user who knows the account's limit
         )
     assert "Credentials found" in done.stdout
     assert "Fake Smartflo API at" not in done.stdout

@@ -11,7 +11,7 @@ import yaml
 
 from fake_smartflo import TOKEN, FakeSmartflo
 from scripts.plugin_settings import HUB_YML, about, expected_settings
-from tests.helpers import REPO
+from tests.helpers import FAKE_ACCOUNT_ENV, REPO
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -70,7 +70,11 @@ def test_run_writes_every_contact_then_the_schedule_writes_the_changes(
         broadcasts=3,
         dialer_campaigns=1,
     ) as api:
-        env = {"TAP_SMARTFLO_API_URL": api.url, "TAP_SMARTFLO_API_TOKEN": TOKEN}
+        env = {
+            "TAP_SMARTFLO_API_URL": api.url,
+            "TAP_SMARTFLO_API_TOKEN": TOKEN,
+            **FAKE_ACCOUNT_ENV,
+        }
         meltano.ok("run", "tap-smartflo", "target-jsonl", **env)
         first = jsonl_ids(output)
         assert sorted(first) == sorted(api.store)
@@ -118,6 +122,30 @@ def test_run_writes_every_contact_then_the_schedule_writes_the_changes(
     assert watchdog.requests == []
 
 
+def test_the_limit_learned_in_one_run_is_remembered_by_meltanos_state(
+    meltano: Meltano,
+):
+    # Contacts only, small pages: requests enough for the first run to find the
+    # limit (4 a second, untold), and a second run that starts at its share.
+    with FakeSmartflo(
+        contacts=260, rate_limit=4, naive_tz=FakeSmartflo.base_time.tzinfo
+    ) as api:
+        env = {
+            "TAP_SMARTFLO_API_URL": api.url,
+            "TAP_SMARTFLO_API_TOKEN": TOKEN,
+            "TAP_SMARTFLO_PAGE_SIZE": "10",
+            "TAP_SMARTFLO__SELECT": json.dumps(["contacts.*"]),
+        }
+        meltano.ok("run", "tap-smartflo", "target-jsonl", **env)
+        learned = meltano.state(STATE_ID)["singer_state"]["account"]
+        assert learned["requests_per_second"] in {4, 5}
+        api.requests.clear()
+        meltano.ok("run", "tap-smartflo", "target-jsonl", **env)
+    assert api.requests_to("/v1/contacts")
+    assert [r.status for r in api.requests] == [200] * len(api.requests)
+    assert meltano.state(STATE_ID)["singer_state"]["account"] == learned
+
+
 def test_hub_definition_adds_the_extractor_to_a_new_project(
     meltano_installed: Meltano, tmp_path: Path
 ):
@@ -161,7 +189,11 @@ def test_a_forbidden_stream_is_skipped_and_the_rest_is_loaded(
     meltano: Meltano, tmp_path: Path
 ):
     with ContactsOnlyAccount(contacts=50) as api:
-        env = {"TAP_SMARTFLO_API_URL": api.url, "TAP_SMARTFLO_API_TOKEN": TOKEN}
+        env = {
+            "TAP_SMARTFLO_API_URL": api.url,
+            "TAP_SMARTFLO_API_TOKEN": TOKEN,
+            **FAKE_ACCOUNT_ENV,
+        }
         partial = meltano.ok("run", "tap-smartflo", "target-jsonl", **env)
         assert "Skipping stream 'call_records'" in partial.stderr
         assert "HTTP 403" in partial.stderr
@@ -180,7 +212,11 @@ def test_a_forbidden_stream_is_skipped_and_the_rest_is_loaded(
 def test_meltano_config_test_passes_after_one_request(meltano: Meltano):
     # Meltano's test runs the extractor until its first record: contacts go first.
     with FakeSmartflo(contacts=30, calls=20) as api:
-        env = {"TAP_SMARTFLO_API_URL": api.url, "TAP_SMARTFLO_API_TOKEN": TOKEN}
+        env = {
+            "TAP_SMARTFLO_API_URL": api.url,
+            "TAP_SMARTFLO_API_TOKEN": TOKEN,
+            **FAKE_ACCOUNT_ENV,
+        }
         done = meltano.ok("config", "test", "tap-smartflo", **env)
         wrong = meltano("config", "test", "tap-smartflo", **env | {
             "TAP_SMARTFLO_API_TOKEN": "not-the-token-value"

@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 
 from fake_smartflo import MIXED_LABELS, TOKEN, FakeSmartflo
-from tests.helpers import MIXED_COLUMNS, expected_columns
+from tests.helpers import FAKE_ACCOUNT_ENV, MIXED_COLUMNS, expected_columns
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -183,6 +183,7 @@ def test_meltano_run_into_postgres_upserts_soft_deletes_and_removes_what_is_gone
         env = {
             "TAP_SMARTFLO_API_URL": api.url,
             "TAP_SMARTFLO_API_TOKEN": TOKEN,
+            **FAKE_ACCOUNT_ENV,
             # Rows of full-table streams that a complete run did not send are gone.
             "TARGET_POSTGRES_HARD_DELETE": "true",
             **loader_env(database),

@@ -16,9 +16,10 @@ import pytest
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 
-from fake_smartflo import TOKEN, FakeSmartflo
+from fake_smartflo import FakeSmartflo
 from tap_smartflo.client import SmartfloStream
 from tap_smartflo.tap import TapSmartflo
+from tests.helpers import base_config
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,7 +40,7 @@ def sync(tap: TapSmartflo) -> list[bytes]:
 
 
 def new_tap(api: FakeSmartflo, **settings: t.Any) -> TapSmartflo:
-    config = {"api_url": api.url, "api_token": TOKEN, **settings}
+    config = {**base_config(api.url), **settings}
     return TapSmartflo(config=config, parse_env_config=False)
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from fake_smartflo import TOKEN
-from tests.helpers import REPO, base_config, clean_env
+from tests.helpers import FAKE_ACCOUNT_ENV, REPO, base_config, clean_env
 
 README = REPO / "README.md"
 
@@ -64,7 +64,9 @@ def test_a_secret_of_the_wrong_type_is_not_echoed(tap, api):
 
 
 def test_settings_come_from_the_environment(tap, api):
-    env = clean_env(TAP_SMARTFLO_API_URL=api.url, TAP_SMARTFLO_API_TOKEN=TOKEN)
+    env = clean_env(
+        TAP_SMARTFLO_API_URL=api.url, TAP_SMARTFLO_API_TOKEN=TOKEN, **FAKE_ACCOUNT_ENV
+    )
     run = tap(None, args=["--config", "ENV"], env=env)
     assert run.returncode == 0, run.stderr
     assert len(run.records()) == len(api.store)
