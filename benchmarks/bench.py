@@ -23,16 +23,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from typing_extensions import Self
 
 from fake_smartflo import TOKEN, FakeSmartflo
 from scripts.catalog import discover, select_streams
 from scripts.environment import clean_env
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 
 class Server:
@@ -71,6 +68,14 @@ def _serve(conn: Any, settings: dict[str, Any]) -> None:
         elif command == "stats":
             refused = sum(1 for r in api.requests if r.status == 429)
             conn.send((len(api.requests), refused, len(api.store)))
+        elif command == "neighbour":
+            conn.send((api.background_sent, api.background_refused))
+        elif command == "change-half":
+            # An hour later, half the contacts changed.
+            api.tick(3600)
+            for contact_id in list(api.store)[::2]:
+                api.touch(contact_id, name=f"Changed {contact_id}")
+            conn.send(None)
         elif command == "stop":
             api.stop()
             conn.send(None)
@@ -97,8 +102,13 @@ class Result:
         )
 
 
-def run(name: str, command: list[str], api: Server) -> Result:
-    """Run ``command`` with stdout to a file; measure it."""
+def run(
+    name: str, command: list[str], api: Server, state_out: Path | None = None
+) -> Result:
+    """Run ``command`` with stdout to a file; measure it.
+
+    ``state_out`` receives the last STATE the run wrote (for the next run).
+    """
     api.ask("reset")
     with tempfile.TemporaryFile() as sink:
         start = time.perf_counter()
@@ -115,8 +125,15 @@ def run(name: str, command: list[str], api: Server) -> Result:
             msg = f"{name} failed with exit code {process.returncode}"
             raise SystemExit(msg)
         sink.seek(0)
-        records = sum(1 for line in sink if line.startswith(b'{"type":"RECORD"'))
-        sink.seek(0)
+        records = 0
+        state = None
+        for line in sink:
+            if line.startswith(b'{"type":"RECORD"'):
+                records += 1
+            elif line.startswith(b'{"type":"STATE"'):
+                state = line
+        if state_out is not None and state is not None:
+            state_out.write_text(json.dumps(json.loads(state)["value"]))
     requests, refused, _ = api.ask("stats")
     return Result(
         name,
@@ -129,16 +146,30 @@ def run(name: str, command: list[str], api: Server) -> Result:
     )
 
 
-def tap(api: Server, workdir: Path, **settings: object) -> list[str]:
+#: An account whose limit is far above anything the fake can serve, all of it the
+#: tap's: the scenarios that measure CPU, latency and memory tell the tap so.
+UNLIMITED = {"account_requests_per_second": 100_000, "rate_limit_share": 1}
+
+
+def tap(
+    api: Server,
+    workdir: Path,
+    streams: tuple[str, ...] = ("contacts",),
+    state: Path | None = None,
+    **settings: object,
+) -> list[str]:
     config = {"api_url": api.url, "api_token": TOKEN, **settings}
     path = workdir / f"config-{len(list(workdir.iterdir()))}.json"
     path.write_text(json.dumps(config))
-    # Contacts only: the scenarios measure contacts pages against a bare loop.
-    catalog = workdir / "catalog-contacts.json"
+    # Contacts only, unless a scenario says: they measure pages against a bare loop.
+    catalog = workdir / f"catalog-{'-'.join(streams) or 'all'}.json"
     if not catalog.exists():
-        catalog.write_text(json.dumps(select_streams(discover(), ["contacts"])))
+        found = discover()
+        every = [entry["tap_stream_id"] for entry in found["streams"]]
+        catalog.write_text(json.dumps(select_streams(found, streams or every)))
     command = [sys.executable, "-m", "tap_smartflo", "--config", str(path)]
-    return [*command, "--catalog", str(catalog)]
+    state_args = ["--state", str(state)] if state is not None else []
+    return [*command, "--catalog", str(catalog), *state_args]
 
 
 def bare(api: Server, page_size: int = 100) -> list[str]:
@@ -161,10 +192,10 @@ def compare(
         "bare": run("bare requests loop", bare(api), api),
         "sequential": run(
             "tap, sequential",
-            tap(api, workdir, max_concurrent_requests=1, **tap_settings),
+            tap(api, workdir, max_concurrent_requests=1, **UNLIMITED, **tap_settings),
             api,
         ),
-        "tap": run("tap", tap(api, workdir, **tap_settings), api),
+        "tap": run("tap", tap(api, workdir, **UNLIMITED, **tap_settings), api),
     }
     for result in results.values():
         print(result.row())
@@ -194,79 +225,105 @@ def latency(workdir: Path) -> None:
     print(f"tap wall / sequential floor = {ratio:.2f} (goal <= 0.5)")
 
 
-def paced(
+def paced(  # noqa: PLR0913 (a scenario's description)
     workdir: Path,
     title: str,
-    ideal: Callable[[Result], tuple[str, float]],
+    *,
+    limit: int,
     goal: float,
-    refused_goal: float | None = None,
+    refused_goal: float,
+    share: float | None = None,
     **server: Any,
 ) -> None:
-    """Contacts (10 000 unless ``server`` says) behind a rate limit: the tap's wall
-    time against ``ideal``.
+    """10 000 contacts (100 pages) behind an untold limit, 20 ms a request.
 
-    ``ideal`` says, from the tap's result, what the ideal is and its seconds.
+    The ideal is the pages at the tap's share of the whole limit (the tap's own
+    requests, refusals included, over share x limit).
     """
-    server = {"contacts": 10_000, **server}
-    with Server(latency=0.02, cache_bodies=True, **server) as api:
-        result = compare(title, api, workdir)["tap"]
-    what, seconds = ideal(result)
-    print(f"ideal ({what}) = {seconds:.1f} s")
-    print(f"tap wall / ideal = {result.wall / seconds:.2f} (goal <= {goal})")
-    refused = f"tap requests refused = {result.refused / result.requests:.0%}"
-    goal_text = "" if refused_goal is None else f" (goal <= {refused_goal:.0%})"
-    print(refused + goal_text)
+    with Server(contacts=10_000, latency=0.02, rate_limit=limit, **server) as api:
+        settings = {} if share is None else {"rate_limit_share": share}
+        print(f"\n## {title}")
+        result = run("tap", tap(api, workdir, **settings), api)
+    print(result.row())
+    ideal = result.requests / ((share or 0.5) * limit)
+    print(f"ideal (requests / ({share or 0.5} x {limit}/s)) = {ideal:.1f} s")
+    print(f"tap wall / ideal = {result.wall / ideal:.2f} (goal <= {goal})")
+    refused = result.refused / result.requests
+    print(f"tap requests refused = {refused:.0%} (goal <= {refused_goal:.0%})")
 
 
-PAGES = math.ceil(10_000 / 100)
+def alone(workdir: Path) -> None:
+    for fixed_windows in (False, True):
+        window = "each clock second" if fixed_windows else "any one second"
+        paced(
+            workdir,
+            f"Alone, rate_limit_share 1: 4 requests in {window} (untold)",
+            limit=4,
+            share=1.0,
+            goal=1.1,
+            refused_goal=0.05,
+            fixed_windows=fixed_windows,
+        )
 
 
-def rate(workdir: Path) -> None:
+def sixth(workdir: Path) -> None:
     paced(
         workdir,
-        "Rate-limited: 10 000 contacts, 4 requests/s (untold), 20 ms",
-        lambda _: ("pages / allowed rate", PAGES / 4),
-        1.2,
-        0.10,
-        rate_limit=4,
+        "rate_limit_share 1, another integration taking every 6th slot of 4/s",
+        limit=4,
+        share=1.0,
+        goal=1.5,
+        refused_goal=0.05,
+        background_rate=4 / 6,
     )
 
 
-def fixed(workdir: Path) -> None:
-    paced(
-        workdir,
-        # Longer than the others: the first half minute finds the limit (its
-        # refusals are the price of learning), the rest shows where it settles.
-        "Fixed windows: 30 000 contacts, 4 requests per clock second (untold), 20 ms",
-        lambda _: ("pages / allowed rate", 3 * PAGES / 4),
-        1.2,
-        0.15,  # settled, a few percent; finding the limit costs the rest
-        contacts=30_000,
-        rate_limit=4,
-        fixed_windows=True,
+def neighbour(workdir: Path) -> None:
+    """Three scheduled runs on a shared account, with the state of the last."""
+    print(
+        "\n## Shared account: 4 requests/s (untold), a CRM sending 1/s, 6 000"
+        " contacts, three runs with saved state, half the contacts changed between"
     )
+    state = workdir / "neighbour-state.json"
+    own = []
+    with Server(contacts=6_000, latency=0.02, rate_limit=4, background_rate=1) as api:
+        for number in (1, 2, 3):
+            if number > 1:
+                api.ask("change-half")
+            command = tap(api, workdir, state=state if number > 1 else None)
+            result = run(f"tap, run {number}", command, api, state_out=state)
+            print(result.row())
+            own.append(result.refused)
+        sent, refused = api.ask("neighbour")
+    print(f"the CRM's requests refused = {refused} of {sent} (goal <= 1%)")
+    print(f"the tap's own refused in runs 2 and 3 = {own[1] + own[2]} (goal 0)")
+    remembered = json.loads(state.read_text()).get("account", {})
+    print(f"remembered in STATE: {remembered}")
 
 
-def shared(workdir: Path) -> None:
-    paced(
-        workdir,
-        "Shared account: 6 requests/s, another client steadily using 3, 20 ms",
-        lambda _: ("pages / the 3 left", PAGES / 3),
-        1.5,
-        rate_limit=6,
-        background_rate=3,
+def first_sync(workdir: Path) -> None:
+    """Every stream's first sync at the default share of an untold 3/s."""
+    print(
+        "\n## First sync of every stream: 3 requests/s (untold), 200 ms a request,"
+        " default share"
     )
-
-
-def foreign(workdir: Path) -> None:
-    paced(
-        workdir,
-        "Others' bursts: 5 requests/s, every 6th refused whatever the pace, 20 ms",
-        lambda result: ("requests sent / 5", result.requests / 5),
-        1.5,
-        rate_limit=5,
-        refuse_every=6,
-    )
+    with Server(
+        contacts=3_000,
+        latency=0.2,
+        rate_limit=3,
+        calls=600,
+        users=150,
+        broadcast_lists=3,
+        broadcasts=120,
+    ) as api:
+        command = tap(api, workdir, streams=(), start_date="2024-01-01T00:00:00Z")
+        result = run("tap, every stream", command, api)
+    print(result.row())
+    ideal = result.requests / (0.5 * 3)
+    print(f"ideal (requests / (0.5 x 3/s)) = {ideal:.1f} s")
+    print(f"tap wall / ideal = {result.wall / ideal:.2f} (goal <= 1.1)")
+    refused = result.refused / result.requests
+    print(f"tap requests refused = {refused:.0%} (goal <= 5%)")
 
 
 def memory(workdir: Path) -> None:
@@ -275,7 +332,9 @@ def memory(workdir: Path) -> None:
     for contacts in (2_000, 40_000):
         with Server(contacts=contacts, cache_bodies=True) as api:
             run("warm-up (server cache)", bare(api), api)
-            result = run(f"tap, {contacts} contacts", tap(api, workdir), api)
+            result = run(
+                f"tap, {contacts} contacts", tap(api, workdir, **UNLIMITED), api
+            )
         print(result.row())
         peaks[contacts] = result.peak_mb
     print(f"peak RSS 40 000 / 2 000 = {peaks[40_000] / peaks[2_000]:.2f} (goal <= 1.3)")
@@ -284,10 +343,10 @@ def memory(workdir: Path) -> None:
 SCENARIOS = {
     "cpu": cpu,
     "latency": latency,
-    "rate": rate,
-    "fixed": fixed,
-    "shared": shared,
-    "foreign": foreign,
+    "alone": alone,
+    "sixth": sixth,
+    "neighbour": neighbour,
+    "first_sync": first_sync,
     "memory": memory,
 }
 

@@ -7,11 +7,11 @@ limit (``rate_limit_share``, half by default), capped by ``max_requests_per_seco
 
 The limit is *told* (``account_requests_per_second``), *remembered* (learned by an
 earlier run within RELEARN_AFTER, kept in STATE by memory.py), or *learned*: a ramp
-from one request a second, a step up for each window the tap fills without a
-refusal, that stops at the first 429 the tap's own requests helped cause. The limit
-is then the most the tap got through in a window: a neighbour's use makes it
-smaller, never larger. A remembered limit past RELEARN_AFTER is learned again by
-a ramp that starts at the share.
+from two requests a second, half as many more for each window the tap fills
+without a refusal, that stops at the first 429 the tap's own requests helped
+cause. The limit is then the most the tap got through in a window: a neighbour's
+use makes it smaller, never larger. A remembered limit past RELEARN_AFTER is
+learned again by a ramp that starts at the share.
 
 A 429 at the share is a neighbour's doing: the pace halves (to FLOOR of the share
 at least) and climbs back by an eighth each quiet RECOVER seconds, so a neighbour
@@ -41,7 +41,10 @@ if t.TYPE_CHECKING:
 #: Rate limits count requests in a window of this many seconds; the tap spaces
 #: a window's worth over CLEAR, a margin for the network's jitter.
 WINDOW = 1.0
-CLEAR = 1.05
+CLEAR = 1.03
+#: The ramp's first level: requests per CLEAR window (every account allows more
+#: than one a second: its trunks' calls per second).
+FIRST_LEVEL = 2.0
 #: A remembered limit older than this is learned again (gently).
 RELEARN_AFTER = timedelta(days=1)
 #: After a neighbour's 429 the pace climbs back by STEP_BACK of the share each
@@ -105,6 +108,8 @@ class Pacer:
         self._step_began = float("-inf")
         self._started = False
         self._starts: deque[float] = deque()  # recent starts
+        #: While learning: each recent start's (level, last level held) then.
+        self._levels: dict[float, tuple[float, float]] = {}
         self._successes: deque[float] = deque()  # recent successes' starts
         self._proof = 0  # the most successes seen within one window
         self._last_start = float("-inf")  # the latest start given out
@@ -153,20 +158,23 @@ class Pacer:
                 self._waited |= start > now
                 self._last_start = start
                 generation = self._generation
+                level = (self.level, self._held)  # what this start is paced at
             if start > now:
                 self._sleep(start - now)
             with self._lock:
                 if generation == self._generation:
-                    self._went(start)
+                    self._went(start, level)
                     return start
                 # The pace was cut while this request waited: it lines up again.
 
-    def _went(self, start: float) -> None:
-        """A request starts at ``start`` (the lock held)."""
+    def _went(self, start: float, level: tuple[float, float]) -> None:
+        """A request starts at ``start``, paced at ``level`` (the lock held)."""
         self._sent_last = max(self._sent_last, start)
         self._starts.append(start)
+        if self.allowance is None:
+            self._levels[start] = level
         while self._starts[0] < start - CLEAR:
-            self._starts.popleft()
+            self._levels.pop(self._starts.popleft(), None)
 
     def _slow_down(self, now: float) -> None:
         """The pace just fell: waiting requests line up again (the lock held).
@@ -196,10 +204,11 @@ class Pacer:
             self.refused += 1
             if started <= self._last_cut:
                 return  # sent at the old pace: its 429 says nothing new
-            mine = sum(1 for s in self._successes if started - WINDOW < s < started)
             if self.allowance is None:
-                if mine:  # the tap's own requests helped fill the window
-                    self._learned(now)
+                # A sign of the limit if the tap's own requests (answered or still
+                # on their way) were filling the window; else someone else's.
+                if any(started - WINDOW < s < started for s in self._starts):
+                    self._learned(now, started)
                 return
             # At the share: a neighbour needs the room.
             self.factor = max(FLOOR, self.factor / 2)
@@ -230,9 +239,9 @@ class Pacer:
                 self.allowance = Allowance(memory.limit, REMEMBERED, memory.learned_at)
                 return
             # Stale: learned again from the share, which held then.
-            self.level = max(1.0, float(int(self.share * memory.limit)))
+            self.level = max(FIRST_LEVEL, float(int(self.share * memory.limit)))
             return
-        self.level = 1.0
+        self.level = FIRST_LEVEL
 
     def _advance(self, now: float) -> bool:
         """Let time do its part (the ramp's next step, or recovery after a cut).
@@ -255,16 +264,19 @@ class Pacer:
         if now - self._step_began < CLEAR or not full:
             return False
         self._held = self.level
-        self.level += max(1.0, float(int(self.level) // 4))
+        self.level += max(1.0, float(int(self.level) // 2))
         self._step_began = now
         self._waited = False
         return True
 
-    def _learned(self, now: float) -> None:
+    def _learned(self, now: float, started: float) -> None:
         """The first sign of the limit: settle at the share of what got through."""
-        # Evenly spaced, the tap cannot get more than a level's worth through one
-        # window; nor less than the last level it held without a refusal.
-        limit = max(self._held, min(float(self._proof), self.level - 1), 1.0)
+        # The level the refused request was sent at (the ramp may have gone on
+        # since): the account allows less than that, and at least the level held
+        # before it; what got through in one window says where in between.
+        level, held = self._levels.get(started, (self.level, self._held))
+        limit = max(held, min(float(self._proof), level - 1), 1.0)
+        self._levels.clear()
         when = self._utcnow()
         self.allowance = Allowance(limit, LEARNED, when)
         self._slow_down(now)

@@ -20,6 +20,7 @@ from fake_smartflo import FakeSmartflo
 from tap_smartflo.memory import AccountMemory
 from tap_smartflo.pacing import (
     CLEAR,
+    FIRST_LEVEL,
     LEARNED,
     RELEARN_AFTER,
     REMEMBERED,
@@ -171,6 +172,16 @@ def test_an_untold_limit_is_learned_with_one_refusal_then_paced_at_the_share():
     assert pace_of(sent[-50:]) == pytest.approx(0.5 * 6 / CLEAR)
     # Remembered for the next run.
     assert memory.limit == 6
+
+
+@pytest.mark.parametrize("limit", [1, 3, 7, 10, 17, 40])
+def test_the_ramp_finds_the_limit_with_one_refusal(limit):
+    clock = Clock()
+    pacer = pacer_for(clock, share=1.0)
+    sent = send(pacer, Account(clock, limit=limit), 100 + 10 * limit)
+    assert pacer.allowance is not None
+    assert pacer.allowance.limit == limit
+    assert refusals(sent) == 1
 
 
 def test_learning_leaves_a_neighbour_its_room():
@@ -327,7 +338,7 @@ def test_a_tap_slower_than_its_pace_does_not_ramp():
     for _ in range(30):
         pacer.succeeded(pacer.wait())
         clock.sleep(3.0)  # a slow writer, say
-    assert pacer.level == 1
+    assert pacer.level == FIRST_LEVEL
 
 
 def test_the_summary_says_the_pace_the_limit_its_source_and_the_refusals():
