@@ -99,7 +99,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_concurrent_requests",
         th.IntegerType,
-        default=4,
+        default=8,
         title="Concurrent requests",
         description=(
             "Pages fetched ahead at once, while earlier pages are written "
