@@ -97,8 +97,8 @@ class PageSize:
             self.limit = DOCUMENTED_LIMIT
         else:
             return None
-        self.proven = min(self.proven, self.limit)
-        self._assumed, self._refused = False, True
+        # A server that refuses what it served before has changed: prove anew.
+        self.proven, self._assumed, self._refused = 0, False, True
         return self.limit
 
     @property

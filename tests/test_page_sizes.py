@@ -230,3 +230,27 @@ def test_users_ask_for_large_pages_and_end_at_a_page_shorter_than_proven(tap):
     assert [r["id"] for r in run.records("users")] == sorted(api.user_store)
     assert limits_asked(api, USERS) == ["1000", "1000", "1000"]
     assert run.final_state["account"]["page_sizes"] == {USERS: 100}
+
+
+def test_a_limit_refused_after_pages_were_read_fails_the_run_and_loses_nothing(tap):
+    # The server starts refusing the limit it served page 1 with: where the query
+    # stands is fixed by the records already out, so the tap stops rather than
+    # guess, and no bookmark passes a contact it did not read.
+    api = FakeSmartflo(contacts=1_000)
+
+    def refuse_after_the_first_page(body):
+        api.refuse_limit_above = 50
+        return body
+
+    api.body_filter = refuse_after_the_first_page
+    with api:
+        run = tap(base_config(api.url, max_concurrent_requests=1), streams=["contacts"])
+    assert run.returncode == 1
+    assert "HTTP 422 on /v1/contacts" in run.stderr
+    assert "Traceback" not in run.stderr
+    emitted = run.records()
+    assert len(emitted) == 100
+    newest_read = max(r["updated_at"] for r in emitted)
+    for state in run.states:
+        bookmark = state["bookmarks"].get("contacts", {}).get("replication_key_value")
+        assert bookmark is None or bookmark <= newest_read
