@@ -428,11 +428,12 @@ class SmartfloStream(RESTStream[t.Any]):
         if limit is None:
             return False
         self.logger.warning(
-            "%s refused limit=%s (%s): the tap asks for %d records a page from now "
-            "on, and remembers it for the next runs",
+            "%s refused limit=%s (HTTP %d%s): the tap asks for %d records a page "
+            "from now on (and in the next runs, once a page has held that many)",
             path,
             refused,
-            refusal,
+            refusal.status,
+            refusal.said,
             limit,
         )
         return True

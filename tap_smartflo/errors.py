@@ -55,9 +55,11 @@ class PaginationError(SmartfloError):
 class LimitRefusedError(SmartfloError):
     """The API refused the ``limit`` asked for (a 422, or a 400 that names it)."""
 
-    def __init__(self, message: str, *, said: str) -> None:
+    def __init__(self, message: str, *, status: int, said: str) -> None:
         """Say why; ``said`` is the API's message (``server_message``)."""
         super().__init__(message)
+        self.status = status
+        self.said = said
         #: The numbers in the API's message: one may be the limit it accepts.
         self.numbers = tuple(int(n) for n in re.findall(r"\d+", said))
 
@@ -121,7 +123,7 @@ def error_for(
             status == HTTPStatus.BAD_REQUEST and "limit" in said.lower()
         )
         return (
-            LimitRefusedError(message, said=said)
+            LimitRefusedError(message, status=status, said=said)
             if refuses_limit
             else SmartfloError(message)
         )
