@@ -48,7 +48,10 @@ BROADCAST_ACTIONS = {"start": 1, "pause": 2, "resume": 1, "end": 3}
 class Endpoints(Dataset):
     """``GET`` contacts, contact groups, call records and users, with switchable quirks.
 
-    - ``page_cap``: ``limit`` is capped silently, and the capped value echoed;
+    - ``page_cap``: ``limit`` is capped silently, and the capped value reported in
+      the envelope, or the limit asked for with ``echo_asked_limit`` (then a short
+      page proves nothing); ``refuse_limit_above`` answers a larger ``limit`` with
+      a 422 whose message names the largest accepted;
     - ``ids_as_strings``: ids arrive as numeric strings ("mixed": every other one);
     - ``updated_after`` is naive ``Y-m-d H:i:s`` read in ``naive_tz`` (IST, the
       harsh reading), compared exclusively unless ``inclusive_updated_after``;
@@ -69,6 +72,10 @@ class Endpoints(Dataset):
     """
 
     page_cap: int = 100
+    #: The envelope's ``limit`` is the one asked for, not the one served.
+    echo_asked_limit: bool = False
+    #: A ``limit`` above this is answered 422 (0: never).
+    refuse_limit_above: int = 0
     default_limit: int = 10
     ids_as_strings: render.IdStyle = False
     naive_tz: timezone = IST
@@ -146,6 +153,20 @@ class Endpoints(Dataset):
         page = 1 if self.ignore_page else max(int(params.get("page", 1)), 1)
         return page, limit
 
+    def reported_limit(self, params: Params, limit: int) -> int:
+        """The ``limit`` the envelope reports for a page served ``limit`` a page."""
+        return int(params.get("limit", limit)) if self.echo_asked_limit else limit
+
+    def limit_refusal(self, params: Params) -> tuple[int, Body] | None:
+        """(status, body) refusing the ``limit`` asked for, if it is refused."""
+        limit = params.get("limit", "")
+        if not self.refuse_limit_above or not limit.isdigit():
+            return None
+        if int(limit) <= self.refuse_limit_above:
+            return None
+        message = f"The limit may not be greater than {self.refuse_limit_above}."
+        return 422, {"success": False, "message": message}
+
     def list_contacts(self, params: Params) -> Body:
         """``GET /v1/contacts``."""
         page, limit = self.page_params(params)
@@ -170,7 +191,7 @@ class Endpoints(Dataset):
         return {
             "page": page,
             "size": len(chunk),
-            "limit": limit,
+            "limit": self.reported_limit(params, limit),
             "results": [render.render_contact(c, self.ids_as_strings) for c in chunk],
         }
 
@@ -223,7 +244,7 @@ class Endpoints(Dataset):
             self._arrive_during_read(chunk[0].started_at, high)
         return {
             "count": len(rows),
-            "limit": limit,
+            "limit": self.reported_limit(params, limit),
             "size": len(chunk),
             "page": page,
             "results": [render.render_call(c) for c in chunk],

@@ -189,6 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
         route, path_params = found
         if refusal := api.refusal(token_status, authorization):
             return self.send_json(entry, *refusal)
+        if refusal := api.limit_refusal(entry.params):
+            return self.send_json(entry, *refusal)
         key = (api.version, entry.path, tuple(sorted(entry.params.items())))
         if api.cache_bodies and key in api.body_cache:
             return self.send_raw(entry, 200, api.body_cache[key])

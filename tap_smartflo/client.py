@@ -35,9 +35,14 @@ from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
 from tap_smartflo import schemas
-from tap_smartflo.errors import EndpointError, ErrorBodyError, SmartfloError
+from tap_smartflo.errors import (
+    EndpointError,
+    ErrorBodyError,
+    LimitRefusedError,
+    SmartfloError,
+)
 from tap_smartflo.normalize import IST, NormalizationError, RecordNormalizer
-from tap_smartflo.pagination import PageNumberPaginator, SinglePage
+from tap_smartflo.pagination import PageNumberPaginator, PageSize, SinglePage
 from tap_smartflo.prefetch import read_pages
 
 if t.TYPE_CHECKING:
@@ -287,13 +292,29 @@ class SmartfloStream(RESTStream[t.Any]):
 
     def new_paginator(self) -> PageNumberPaginator | KeysetPaginator | SinglePage:
         """A fresh paginator for this endpoint (page numbers unless overridden)."""
-        return PageNumberPaginator()
+        return PageNumberPaginator(self.sizing)
+
+    @cached_property
+    def sizing(self) -> PageSize:
+        """What the endpoint is asked for a page, and what it has shown it serves.
+
+        At most page_size (and the documented maximum, if any, which the tap
+        takes as proof of what the endpoint serves), and at most what an earlier
+        run learned the endpoint serves.
+        """
+        size = int(self.config["page_size"])
+        if self.max_page_size is not None:
+            size = min(size, self.max_page_size)
+        return PageSize(
+            size,
+            remembered=self.services.memory.page_sizes.get(self.path),
+            documented=self.max_page_size,
+        )
 
     @property
     def page_size(self) -> int:
-        """The ``limit`` to ask for: page_size, within what the endpoint accepts."""
-        size = int(self.config["page_size"])
-        return size if self.max_page_size is None else min(size, self.max_page_size)
+        """The ``limit`` to ask for now."""
+        return t.cast("int", self.sizing.limit)
 
     @override
     def get_url_params(
@@ -354,7 +375,11 @@ class SmartfloStream(RESTStream[t.Any]):
     def iter_pages(
         self, context: Context | None
     ) -> Iterator[tuple[dict[str, t.Any], list[t.Any]]]:
-        """Yield (body, raw records) for every page, in page order (see prefetch)."""
+        """Yield (body, raw records) for every page, in page order (see prefetch).
+
+        A server that refuses the ``limit`` at the first page is asked again for
+        fewer records a page (see ``PageSize.refused``), with one warning.
+        """
         transport = self.services.transport
         path = self.path_for(context)
 
@@ -370,11 +395,49 @@ class SmartfloStream(RESTStream[t.Any]):
                 cancelled=cancelled,
             )
 
-        return read_pages(
-            request,
-            self.new_paginator(),
-            workers=int(self.config["max_concurrent_requests"]),
+        while True:
+            received = False
+            try:
+                for page in read_pages(
+                    request,
+                    self.new_paginator(),
+                    workers=int(self.config["max_concurrent_requests"]),
+                    pace=lambda: transport.pacer.interval,
+                ):
+                    received = True
+                    yield page
+            except LimitRefusedError as exc:
+                # The same limit goes with every page: a server refuses it at the
+                # first. Once pages were read, the records already out fix where
+                # the query stands, so the run fails rather than guess.
+                if received or not self._ask_less(exc, path):
+                    raise
+            else:
+                return
+
+    def _remember_page_size(self) -> None:
+        """Keep what the pages proved the endpoint serves, for the next runs."""
+        memory = self.services.memory
+        learned = self.sizing.learned
+        if learned is not None and memory.page_sizes.get(self.path) != learned:
+            memory.remember_page_size(self.path, learned)
+
+    def _ask_less(self, refusal: LimitRefusedError, path: str) -> bool:
+        """Step the page size down after ``refusal``; whether there was a step."""
+        refused = self.sizing.limit
+        limit = self.sizing.refused(refusal.numbers)
+        if limit is None:
+            return False
+        self.logger.warning(
+            "%s refused limit=%s (HTTP %d%s): the tap asks for %d records a page "
+            "from now on (and in the next runs, once a page has held that many)",
+            path,
+            refused,
+            refusal.status,
+            refusal.said,
+            limit,
         )
+        return True
 
     @property
     def extracted_before(self) -> bool:
@@ -436,6 +499,7 @@ class SmartfloStream(RESTStream[t.Any]):
             for _body, records in self.iter_pages(context):
                 request_counter.increment()
                 self._pages_received += 1
+                self._remember_page_size()
                 self.services.memory.flush()  # what the pages taught, in the STATE
                 self._extracted_at = datetime.now(timezone.utc)
                 for raw in records:

@@ -27,7 +27,7 @@ from tap_smartflo.custom_fields import (
     field_map_labels,
     is_custom_column,
 )
-from tap_smartflo.pagination import PageNumberPaginator
+from tap_smartflo.pagination import PageNumberPaginator, PageSize
 from tap_smartflo.report import DISCOVERY
 from tap_smartflo.settings import setting_errors
 
@@ -126,7 +126,9 @@ def read_labels(
     url = str(config["api_url"]).rstrip("/") + GROUPS_PATH
     budget = min(float(config["retry_max_seconds"]), DISCOVERY_RETRY_SECONDS)
     deadline = time.monotonic() + budget
-    paginator = PageNumberPaginator()
+    paginator = PageNumberPaginator(
+        PageSize(GROUPS_PAGE_SIZE, documented=GROUPS_PAGE_SIZE)
+    )
     page: int | None = paginator.start
     labels: list[str] = []
     groups = pages = 0

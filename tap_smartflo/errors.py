@@ -7,6 +7,7 @@ into one log line and exit code 1. Transient failures are the SDK's
 
 from __future__ import annotations
 
+import re
 import typing as t
 from http import HTTPStatus
 
@@ -51,6 +52,18 @@ class PaginationError(SmartfloError):
     """The API's pages do not add up: going on would loop or duplicate records."""
 
 
+class LimitRefusedError(SmartfloError):
+    """The API refused the ``limit`` asked for (a 422, or a 400 that names it)."""
+
+    def __init__(self, message: str, *, status: int, said: str) -> None:
+        """Say why; ``said`` is the API's message (``server_message``)."""
+        super().__init__(message)
+        self.status = status
+        self.said = said
+        #: The numbers in the API's message: one may be the limit it accepts.
+        self.numbers = tuple(int(n) for n in re.findall(r"\d+", said))
+
+
 class RetryAtOnceError(RetriableAPIError):
     """Retry at once, without a backoff wait (a renewed token, for example)."""
 
@@ -79,9 +92,10 @@ def error_for(
     and ``said`` is the API's own message (``server_message``). A 401 ends the run;
     403 and 404 refuse one endpoint (on Smartflo an unknown path answers 403, so a
     403 may also mean a wrong ``api_url``); 429 and 5xx are worth retrying, with the
-    ``response`` kept for its Retry-After. A redirect is never followed (it would
-    carry the credentials to an address nobody configured): it ends the run naming
-    where it points.
+    ``response`` kept for its Retry-After; a 422, or a 400 whose message names the
+    limit, refuses the ``limit`` asked for (the stream then asks for less). A
+    redirect is never followed (it would carry the credentials to an address nobody
+    configured): it ends the run naming where it points.
     """
     if status == HTTPStatus.UNAUTHORIZED:
         return SmartfloError(
@@ -104,8 +118,14 @@ def error_for(
     ):
         return RetriableAPIError(f"HTTP {status} on {path}{said}", response)
     if status >= HTTPStatus.BAD_REQUEST:
-        return SmartfloError(
-            f"Smartflo refused the request (HTTP {status} on {path}){said}"
+        message = f"Smartflo refused the request (HTTP {status} on {path}){said}"
+        refuses_limit = status == HTTPStatus.UNPROCESSABLE_ENTITY or (
+            status == HTTPStatus.BAD_REQUEST and "limit" in said.lower()
+        )
+        return (
+            LimitRefusedError(message, status=status, said=said)
+            if refuses_limit
+            else SmartfloError(message)
         )
     if status >= HTTPStatus.MULTIPLE_CHOICES:
         return redirect_error(status, path, response)

@@ -67,11 +67,13 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "page_size",
         th.IntegerType,
-        default=100,
+        default=1000,
         title="Page size",
         description=(
-            "Records asked for per request. Servers may cap it lower; the tap "
-            "notices and loses nothing."
+            "The most records asked for per request (at most 100 where Smartflo "
+            "documents that limit: contact groups, broadcasts). The tap learns "
+            "from the pages what each endpoint really serves, steps down if a "
+            "limit is refused, and remembers it in the state; it loses nothing."
         ),
     ),
     th.Property(
@@ -97,7 +99,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_concurrent_requests",
         th.IntegerType,
-        default=4,
+        default=8,
         title="Concurrent requests",
         description=(
             "Pages fetched ahead at once, while earlier pages are written "

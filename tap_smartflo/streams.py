@@ -108,7 +108,7 @@ class UsersStream(SmartfloStream):
 
     @override
     def new_paginator(self) -> KeysetPaginator:
-        return KeysetPaginator()
+        return KeysetPaginator(self.sizing)
 
 
 class DepartmentsStream(UnpagedStream):
@@ -238,7 +238,7 @@ class CallRecordsStream(IncrementalSmartfloStream):
 
     @override
     def new_paginator(self) -> CountedPageNumberPaginator:
-        self._paginator = CountedPageNumberPaginator()
+        self._paginator = CountedPageNumberPaginator(self.sizing)
         return self._paginator
 
     def windows(self, context: Context | None) -> list[tuple[datetime, datetime]]:

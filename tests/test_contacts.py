@@ -59,7 +59,7 @@ def assert_pages_read_once(api: FakeSmartflo, needed: int, ahead: int) -> None:
 @pytest.mark.parametrize("page_cap", [30, 100])
 def test_server_page_cap_loses_nothing(tap, page_cap):
     with FakeSmartflo(contacts=250, page_cap=page_cap) as api:
-        run = tap(base_config(api.url, page_size=100))
+        run = tap(base_config(api.url, page_size=100, max_concurrent_requests=4))
     assert sorted(r["id"] for r in run.records()) == sorted(api.store)
     # The last page is short by the *server's* limit: that is the end.
     assert_pages_read_once(api, needed=-(-250 // page_cap), ahead=3)
@@ -78,14 +78,14 @@ def test_one_page_at_a_time_makes_no_request_beyond_the_end(tap, page_cap):
 
 def test_data_ending_on_a_full_page_ends_at_the_empty_page(tap):
     with FakeSmartflo(contacts=200) as api:
-        run = tap(base_config(api.url, page_size=50))
+        run = tap(base_config(api.url, page_size=50, max_concurrent_requests=4))
     assert len(run.records()) == 200
     assert_pages_read_once(api, needed=5, ahead=3)
 
 
 def test_server_that_ignores_page_stops_with_a_clear_error(tap):
     with FakeSmartflo(contacts=250, ignore_page=True) as api:
-        run = tap(base_config(api.url, page_size=100))
+        run = tap(base_config(api.url, page_size=100, max_concurrent_requests=4))
     assert run.returncode == 1
     assert "ignore the 'page' parameter" in run.stderr
     assert "Traceback" not in run.stderr

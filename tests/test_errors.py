@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_smartflo.errors import EndpointError, SmartfloError, error_for, server_message
+from tap_smartflo.errors import (
+    EndpointError,
+    LimitRefusedError,
+    SmartfloError,
+    error_for,
+    server_message,
+)
 
 
 def judge(status: int, said: str = ""):
@@ -53,13 +59,30 @@ def test_429_and_5xx_are_worth_retrying(status):
     assert type(judge(status)) is RetriableAPIError
 
 
-@pytest.mark.parametrize("status", [400, 405, 422])
+@pytest.mark.parametrize("status", [400, 405])
 def test_other_4xx_end_the_run(status):
-    error = judge(status, ": bad limit")
+    error = judge(status, ": bad date")
     assert type(error) is SmartfloError
     assert (
         str(error)
-        == f"Smartflo refused the request (HTTP {status} on /v1/users): bad limit"
+        == f"Smartflo refused the request (HTTP {status} on /v1/users): bad date"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "said", "numbers"),
+    [
+        (422, ": The limit may not be greater than 100.", (100,)),
+        (422, "", ()),
+        (400, ": limit must be between 1 and 250", (1, 250)),
+    ],
+)
+def test_a_422_or_a_400_naming_the_limit_refuses_the_limit(status, said, numbers):
+    error = judge(status, said)
+    assert type(error) is LimitRefusedError
+    assert error.numbers == numbers
+    assert (
+        str(error) == f"Smartflo refused the request (HTTP {status} on /v1/users){said}"
     )
 
 

@@ -8,7 +8,12 @@ import pytest
 
 from tap_smartflo.call_windows import time_windows
 from tap_smartflo.errors import PaginationError
-from tap_smartflo.pagination import CountedPageNumberPaginator, KeysetPaginator
+from tap_smartflo.pagination import (
+    CountedPageNumberPaginator,
+    KeysetPaginator,
+    PageNumberPaginator,
+    PageSize,
+)
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -78,3 +83,42 @@ def test_count_bounds_fetching_ahead_but_never_the_page_needed():
     assert paginator.next_token(1, *page(1, 2, 3, count=7)) == 2
     assert paginator.after(2) == 3
     assert paginator.after(3) is None  # 3 pages of 3 hold all 7
+
+
+def test_a_short_page_ends_the_data_only_once_the_size_is_proven():
+    size = PageSize(1000)
+    paginator = PageNumberPaginator(size)
+    assert paginator.next_token(1, {"limit": 1000}, [{"id": i} for i in range(37)]) == 2
+    assert size.proven == 0  # 37 of 1000: the data may have ended, or not
+    assert paginator.next_token(2, {"limit": 1000}, [{"id": 37}]) is None
+    assert size.proven == 37  # page 2 came: page 1 was a full page
+    assert size.learned == 37
+
+
+def test_a_full_page_proves_the_size_at_once():
+    size = PageSize(3)
+    paginator = PageNumberPaginator(size)
+    assert paginator.next_token(1, *page(1, 2, 3)) == 2
+    assert size.proven == 3
+    assert paginator.next_token(2, *page(4, 5)) is None
+
+
+def test_a_refused_limit_steps_down_to_the_number_named_or_the_documented_100():
+    size = PageSize(1000)
+    assert size.refused((1000, 250)) == 250
+    assert size.refused(()) == 100
+    assert size.refused(()) is None  # nothing smaller is known: the error stands
+    assert size.limit == 100
+
+
+def test_a_smaller_page_size_set_by_a_user_is_not_remembered_over_a_larger_one():
+    size = PageSize(20, remembered=500)
+    paginator = PageNumberPaginator(size)
+    assert paginator.next_token(1, *page(*range(20), limit=20)) == 2
+    assert size.learned is None
+    capped = PageSize(1000, remembered=500)
+    paginator = PageNumberPaginator(capped)
+    # The server says it serves 100 now: 500 is no longer taken as proven.
+    assert paginator.next_token(1, *page(*range(100), limit=100)) == 2
+    assert paginator.next_token(2, *page(*range(100, 200), limit=100)) == 3
+    assert capped.learned == 100

@@ -40,8 +40,11 @@ class LazyFuture(Future):
 class FakeApi:
     """``records`` records in pages of PAGE; each request takes ``latency``."""
 
-    def __init__(self, records: int, latency: float, clock: Clock) -> None:
+    def __init__(
+        self, records: int, latency: float, clock: Clock, page: int = PAGE
+    ) -> None:
         self.records, self.latency, self.clock = records, latency, clock
+        self.page = page
         self.requested: list[object] = []  # tokens, in the order requests were built
         self.sent: list[object] = []  # tokens, in the order they were sent
         self.in_background = 0
@@ -54,9 +57,9 @@ class FakeApi:
         def send(cancelled: threading.Event):
             self.sent.append(token)
             self.clock.now += self.latency
-            first = (int(token or 1) - 1) * PAGE
-            ids = list(range(first, min(first + PAGE, self.records)))
-            return {"limit": PAGE}, [{"id": i} for i in ids]
+            first = (int(token or 1) - 1) * self.page
+            ids = list(range(first, min(first + self.page, self.records)))
+            return {"limit": self.page}, [{"id": i} for i in ids]
 
         return send
 
@@ -68,13 +71,14 @@ class FakeApi:
         return future
 
 
-def read(api: FakeApi, paginator, workers: int = 4) -> list[int]:
+def read(api: FakeApi, paginator, workers: int = 4, pace: float = 0.0) -> list[int]:
     pages = read_pages(
         api.request,
         paginator,
         workers=workers,
         clock=api.clock,
         background=api.background,
+        pace=lambda: pace,
     )
     return [r["id"] for _, records in pages for r in records]
 
@@ -95,6 +99,31 @@ def test_a_slow_api_gets_pages_ahead_doubling_up_to_the_workers():
     assert len(api.requested) == len(set(api.requested))
     assert set(range(1, 42)) <= set(api.requested)
     assert len(api.requested) - 41 <= 3
+
+
+def test_large_pages_keep_fewer_in_flight_so_fewer_go_past_the_end():
+    # Pages of 500: at most 2 000 records (4 pages) in flight, whatever the workers.
+    api = FakeApi(records=20_000, latency=0.05, clock=Clock(), page=500)
+    assert read(api, PageNumberPaginator(), workers=8) == list(range(20_000))
+    assert api.most_in_flight == 4
+    assert len(api.requested) == len(set(api.requested))
+    assert len(api.requested) - 41 <= 3
+
+
+def test_a_wait_the_pace_explains_reads_no_page_ahead():
+    # Each page waits 250 ms, and the account's pace allows one every 250 ms: the
+    # wait is the pace's, and pages ahead would come no sooner (some would go
+    # past the end, spending the account's allowance for nothing).
+    api = FakeApi(records=400, latency=0.25, clock=Clock())
+    assert read(api, PageNumberPaginator(), workers=8, pace=0.25) == list(range(400))
+    assert api.in_background == 0
+    assert api.requested == list(range(1, 42))
+
+
+def test_a_network_slower_than_the_pace_still_reads_ahead():
+    api = FakeApi(records=400, latency=0.5, clock=Clock())
+    assert read(api, PageNumberPaginator(), workers=8, pace=0.25) == list(range(400))
+    assert api.in_background > 30
 
 
 def test_one_worker_never_reads_ahead():
