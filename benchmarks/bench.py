@@ -367,7 +367,7 @@ def pages(workdir: Path) -> None:
             contacts=contacts, latency=latency, cache_bodies=True, **settings
         ) as api:
             results = [
-                run(name, tap(api, workdir, **config), api)
+                run(name, tap(api, workdir, **UNLIMITED, **config), api)
                 for name, config in (
                     ("asking 100", {"page_size": 100}),
                     ("in turn", {"max_concurrent_requests": 1}),
@@ -384,7 +384,7 @@ def pages(workdir: Path) -> None:
             f"{in_turn.requests:>8} {result.wall:>7.2f} s"
         )
     with Server(contacts=20_000, latency=latency, cache_bodies=True) as api:
-        result = run("tap", tap(api, workdir), api)
+        result = run("tap", tap(api, workdir, **UNLIMITED), api)
     floor = math.ceil(20_000 / 100) * latency
     print(
         f"latency: 20 000 contacts, pages of 100: tap {result.wall:.2f} s, "
