@@ -7,7 +7,7 @@ limit (``rate_limit_share``, half by default), capped by ``max_requests_per_seco
 
 The limit is *told* (``account_requests_per_second``), *remembered* (learned by an
 earlier run within RELEARN_AFTER, kept in STATE by memory.py), or *learned*: a ramp
-from two requests a second, half as many more for each window the tap fills
+from two requests a second, a quarter more (one at least) for each window it fills
 without a refusal, that stops at the first 429 the tap's own requests helped
 cause. The limit is then the most the tap got through in a window: a neighbour's
 use makes it smaller, never larger. A remembered limit past RELEARN_AFTER is
@@ -264,7 +264,7 @@ class Pacer:
         if now - self._step_began < CLEAR or not full:
             return False
         self._held = self.level
-        self.level += max(1.0, float(int(self.level) // 2))
+        self.level += max(1.0, float(int(self.level) // 4))
         self._step_began = now
         self._waited = False
         return True
@@ -275,6 +275,9 @@ class Pacer:
         # since): the account allows less than that, and at least the level held
         # before it; what got through in one window says where in between.
         level, held = self._levels.get(started, (self.level, self._held))
+        # A level held is that many a CLEAR window: in one second, one more than
+        # fit in it at that spacing (41 a CLEAR window are 40 in a second).
+        held = min(held, float(int(held / CLEAR * WINDOW) + 1))
         limit = max(held, min(float(self._proof), level - 1), 1.0)
         self._levels.clear()
         when = self._utcnow()
