@@ -94,12 +94,6 @@ class AccountMemory:
             self.limit, self.learned_at = limit, learned_at
             self._changed = True
 
-    def forget_limit(self) -> None:
-        """The remembered limit no longer holds: the next run learns it again."""
-        with self._lock:
-            self.limit = self.learned_at = None
-            self._changed = True
-
     def remember_page_size(self, path: str, size: int) -> None:
         """``path`` serves ``size`` records a page."""
         with self._lock:

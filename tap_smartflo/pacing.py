@@ -15,10 +15,10 @@ learned again by a ramp that starts at the share.
 
 A 429 at the share is a neighbour's doing: the pace halves (to FLOOR of the share
 at least) and climbs back by an eighth each quiet RECOVER seconds, so a neighbour
-that appears gets its room within seconds. Each CHANGED_AFTER such cuts say the
-account has changed (lost trunks, or gained a steady neighbour), or that its limit
-counts clock seconds and the ramp's window was lucky: a learned limit is lowered
-by one and remembered so (a told one stays as told).
+that appears gets its room within seconds. A second cut within CHANGED_WITHIN
+seconds of the first says the account has changed (lost trunks, or gained a
+steady neighbour): a learned limit is lowered by one and remembered so (a told
+one stays as told). A lone cut now and then is a burst, or the network's jitter.
 
 Every request the tap sends waits here first: pages, retries and logins
 (transport.py and auth.py call ``wait``); new code that sends must do the same.
@@ -52,8 +52,8 @@ RELEARN_AFTER = timedelta(days=1)
 RECOVER = 2.0
 STEP_BACK = 0.125
 FLOOR = 0.125
-#: Cuts that lower a learned limit by one.
-CHANGED_AFTER = 2
+#: Two cuts this many seconds apart or closer lower a learned limit by one.
+CHANGED_WITHIN = 30.0
 
 TOLD, REMEMBERED, LEARNED = "told", "remembered", "learned"
 
@@ -117,17 +117,13 @@ class Pacer:
         self._generation = 0  # one more at each fall of the pace
         #: After a neighbour's 429: the fraction of the share in use.
         self.factor = 1.0
-        self._last_cut = float("-inf")
+        self._last_cut = float("-inf")  # when the pace last fell
+        self._cut_at = float("-inf")  # when a neighbour's 429 last cut it
         self._quiet_since = float("-inf")
         self.cuts = 0
         self._waited = False  # whether the pace held a request back in this step
         self.answered = 0
         self.refused = 0
-
-    @property
-    def learning(self) -> bool:
-        """Whether the pacer is still looking for the account's limit."""
-        return self.allowance is None
 
     @property
     def rate(self) -> float:
@@ -211,11 +207,12 @@ class Pacer:
                     self._learned(now, started)
                 return
             # At the share: a neighbour needs the room.
+            again = now - self._cut_at <= CHANGED_WITHIN
             self.factor = max(FLOOR, self.factor / 2)
             self._slow_down(now)
-            self._quiet_since = now
+            self._quiet_since = self._cut_at = now
             self.cuts += 1
-            if self.cuts % CHANGED_AFTER == 0 and self.allowance.source != TOLD:
+            if again and self.allowance.source != TOLD:
                 self._lower()
 
     def _lower(self) -> None:

@@ -305,6 +305,19 @@ def test_an_account_that_refuses_the_remembered_share_lowers_the_limit():
     assert refusals(send(pacer, account, 100)) == 0
 
 
+def test_a_lone_429_now_and_then_keeps_the_learned_limit():
+    # A burst of someone else's, or the network's jitter, once a minute: the pace
+    # gives way each time, and the limit stays what it is.
+    clock = Clock()
+    memory = remembered(6, timedelta(hours=1))
+    pacer = pacer_for(clock, memory)
+    for _ in range(5):
+        send(pacer, Account(clock, limit=6), 170)  # a minute at the share
+        pacer.throttled(pacer.wait())
+    assert pacer.cuts == 5
+    assert memory.limit == 6
+
+
 def test_a_told_limit_is_never_forgotten_nor_learned():
     clock = Clock()
     memory = AccountMemory({})
