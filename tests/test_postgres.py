@@ -231,8 +231,8 @@ def test_meltano_run_into_postgres_upserts_soft_deletes_and_removes_what_is_gone
     live = {i for i, c in api.store.items() if c.deleted_at is None}
     assert {i for i, row in second.items() if row["deleted_at"] is None} == live
     assert len(live) == len(api.store) - 1
-    # What the README tells users: the deletion is in deleted_at, not _sdc_deleted_at,
-    # and a view over deleted_at IS NULL lists the live contacts.
+    # What docs/postgres.md tells users: the deletion is in deleted_at, not
+    # _sdc_deleted_at, and a view over deleted_at IS NULL lists the live contacts.
     assert all(row["_sdc_deleted_at"] is None for row in second.values())
     view = (
         "CREATE VIEW smartflo.live_contacts AS"
