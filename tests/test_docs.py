@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.helpers import REPO
+from tests.configs import REPO
 
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))

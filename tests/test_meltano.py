@@ -11,7 +11,7 @@ import yaml
 
 from fake_smartflo import TOKEN, FakeSmartflo
 from scripts.plugin_settings import HUB_YML, about, expected_settings
-from tests.helpers import FAKE_ACCOUNT_ENV, REPO
+from tests.configs import FAKE_ACCOUNT_ENV, REPO
 
 if t.TYPE_CHECKING:
     from pathlib import Path

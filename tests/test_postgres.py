@@ -18,7 +18,8 @@ import pytest
 from psycopg import sql
 
 from fake_smartflo import MIXED_LABELS, TOKEN, FakeSmartflo
-from tests.helpers import FAKE_ACCOUNT_ENV, MIXED_COLUMNS, expected_columns
+from tests.configs import FAKE_ACCOUNT_ENV
+from tests.labels import MIXED_COLUMNS, expected_columns
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
