@@ -25,7 +25,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 JOB = ("tap-smartflo", "target-jsonl")
 SAMPLE_CONTACTS = 1200
 #: The fake account's rate limit, which the demo tells the tap (a tap left to learn
-#: it spends its first seconds doing so: see README.md, "Sharing the account").
+#: it spends its first seconds doing so: see docs/rate-limit-and-pages.md).
 SAMPLE_LIMIT = 100
 ROWS_SHOWN = 3
 #: The fields shown of each record, when it has them.
@@ -208,7 +208,7 @@ def demo_run(env: dict[str, str]) -> None:
     print(
         "\nNext: set TAP_SMARTFLO_API_TOKEN (or TAP_SMARTFLO_EMAIL and"
         " TAP_SMARTFLO_PASSWORD) and run scripts/demo again to extract your own"
-        " account, or see 'Using with Meltano' in README.md."
+        " account, or see 'Running it with Meltano' in README.md."
     )
 
 

@@ -3,7 +3,7 @@
 Every contact group defines its own column labels (its ``field_map``), and each
 contact carries its values as ``custom_fields``, a list of ``{"name", "value"}``.
 Each distinct custom label becomes a nullable text column of ``contacts``, named by
-a rule that looks at the label alone (README, "Custom fields as columns"):
+a rule that looks at the label alone (docs/custom-fields.md):
 
 1. The label is normalised: Unicode NFKC, case-folded, trimmed, runs of whitespace
    made one space. Labels equal after that are one field ("Loan Amount",

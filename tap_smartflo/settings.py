@@ -214,9 +214,9 @@ CONFIG_SCHEMA = th.PropertiesList(
         title="Custom fields as columns",
         description=(
             "Give contacts a nullable text column per custom field label of the "
-            "account's contact groups (cf_<label>; see the README), found at "
-            "discovery with one request per 100 contact groups. False: custom "
-            "fields stay in custom_fields only."
+            "account's contact groups (cf_<label>; see docs/custom-fields.md), "
+            "found at discovery with one request per 100 contact groups. False: "
+            "custom fields stay in custom_fields only."
         ),
     ),
 ).to_dict()

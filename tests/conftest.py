@@ -8,12 +8,14 @@ import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 from fake_smartflo import FakeSmartflo
-from tests.helpers import TapRun, run_tap, run_tap_cli
 from tests.meltano_runner import MELTANO, Meltano, RequestRecorder
+from tests.running import run_tap, run_tap_cli
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    from tests.messages import TapRun
 
 #: The test files that run Meltano: one worker runs them all, in one installation.
 MELTANO_TESTS = frozenset(

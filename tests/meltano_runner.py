@@ -21,7 +21,7 @@ from typing_extensions import Self
 
 from fake_smartflo import LocalServer
 from scripts.environment import clean_env
-from tests.helpers import REPO
+from tests.configs import REPO
 
 #: Installed beside the interpreter by the "meltano" extra (scripts/test).
 MELTANO = Path(sys.executable).with_name("meltano")

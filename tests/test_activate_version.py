@@ -14,10 +14,10 @@ import typing as t
 from pathlib import Path
 
 from fake_smartflo import FakeSmartflo
-from tests.helpers import FAST_RETRIES, STREAM_PATHS, base_config
+from tests.configs import FAST_RETRIES, STREAM_PATHS, base_config
 
 if t.TYPE_CHECKING:
-    from tests.helpers import TapRun
+    from tests.messages import TapRun
 
 INCREMENTAL = ("contacts", "contact_groups", "call_records")
 FULL_TABLE = tuple(stream for stream in STREAM_PATHS if stream not in INCREMENTAL)

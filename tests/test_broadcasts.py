@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fake_smartflo import REFUSED, FakeSmartflo, Fault
-from tests.helpers import FAST_RETRIES, base_config
+from tests.configs import FAST_RETRIES, base_config
 
 LISTS, LEADS, BROADCASTS = (
     "/v1/broadcast/lists",

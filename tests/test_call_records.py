@@ -12,7 +12,9 @@ import pytest
 
 from fake_smartflo import IST, FakeSmartflo
 from scripts.catalog import deselect_properties
-from tests.helpers import RFC3339_UTC, base_config, catalog_selecting
+from tests.configs import base_config
+from tests.messages import RFC3339_UTC
+from tests.running import catalog_selecting
 
 UTC = timezone.utc
 PATH = "/v1/call/records"

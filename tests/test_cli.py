@@ -1,6 +1,6 @@
 """The real command line, in a subprocess: what only a process shows.
 
-Every other end-to-end test runs the tap in-process (tests/helpers.py). These show
+Every other end-to-end test runs the tap in-process (tests/running.py). These show
 that the real CLI keeps Singer messages on stdout and logs on stderr, exits 0 or 1
 as it should, resumes after SIGKILL or SIGTERM without losing a record, and gives
 the same messages, exit codes and error lines as the in-process runner, which puts
@@ -24,13 +24,15 @@ from pathlib import Path
 import pytest
 
 from fake_smartflo import FakeSmartflo, Fault
+from scripts.environment import clean_env
 from tap_smartflo import redact
-from tests.helpers import base_config, catalog_selecting, clean_env
+from tests.configs import base_config
+from tests.running import catalog_selecting
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tests.helpers import TapRun
+    from tests.messages import TapRun
 
 SINGER_TYPES = {"SCHEMA", "RECORD", "STATE", "ACTIVATE_VERSION", "BATCH"}
 #: A log line as the SDK's console formatter writes it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fake_smartflo import FakeSmartflo
-from tests.helpers import base_config
+from tests.configs import base_config
 
 PATH = "/v1/contact/groups"
 

@@ -10,7 +10,8 @@ import pytest
 
 from fake_smartflo import IST, FakeSmartflo
 from scripts.catalog import deselect_properties
-from tests.helpers import RFC3339_UTC, base_config
+from tests.configs import base_config
+from tests.messages import RFC3339_UTC
 
 TIME_FIELDS = ("created_at", "updated_at", "deleted_at")
 

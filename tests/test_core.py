@@ -9,7 +9,7 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from fake_smartflo import FakeSmartflo
 from tap_smartflo.tap import TapSmartflo
-from tests.helpers import base_config
+from tests.configs import base_config
 
 API = FakeSmartflo(
     contacts=400,

@@ -11,18 +11,11 @@ import pytest
 from fake_smartflo import MIXED_LABELS, TOKEN, FakeSmartflo
 from scripts.catalog import deselect_properties, select_streams
 from tap_smartflo import discovery
-from tests.helpers import (
-    EMAIL,
-    MIXED_COLUMNS,
-    PASSWORD,
-    as_text,
-    base_config,
-    expected_columns,
-    login_config,
-)
+from tests.configs import EMAIL, PASSWORD, base_config, login_config
+from tests.labels import MIXED_COLUMNS, as_text, expected_columns
 
 if t.TYPE_CHECKING:
-    from tests.helpers import TapRun
+    from tests.messages import TapRun
 
 GROUPS = "/v1/contact/groups"
 COLUMNS = MIXED_COLUMNS

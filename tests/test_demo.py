@@ -9,7 +9,7 @@ import sys
 import typing as t
 
 from fake_smartflo import TOKEN, FakeSmartflo
-from tests.helpers import FAKE_ACCOUNT_ENV, REPO
+from tests.configs import FAKE_ACCOUNT_ENV, REPO
 
 if t.TYPE_CHECKING:
     from pathlib import Path

@@ -11,7 +11,7 @@ import yaml
 
 from fake_smartflo import TOKEN, FakeSmartflo
 from scripts.plugin_settings import HUB_YML, about, expected_settings
-from tests.helpers import FAKE_ACCOUNT_ENV, REPO
+from tests.configs import FAKE_ACCOUNT_ENV, REPO
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -199,7 +199,8 @@ def test_a_forbidden_stream_is_skipped_and_the_rest_is_loaded(
         assert "HTTP 403" in partial.stderr
         assert sorted(jsonl_ids(tmp_path / "output")) == sorted(api.store)
         shutil.rmtree(tmp_path / "output", ignore_errors=True)
-        # The README's remedy for the warnings, as Meltano's variable for `select`.
+        # The remedy docs/operating.md gives for the warnings, as Meltano's
+        # variable for `select`.
         selected = meltano.ok(
             "run", "tap-smartflo", "target-jsonl", "--full-refresh",
             TAP_SMARTFLO__SELECT=json.dumps(["contacts.*"]), **env,

@@ -11,16 +11,16 @@ import pytest
 
 from fake_smartflo import TOKEN, FakeSmartflo, Fault
 from tap_smartflo import tap as tap_module
-from tests.helpers import (
+from tests.configs import (
     EMAIL,
     FAST_RETRIES,
     PASSWORD,
     STREAM_PATHS,
-    assert_one_clear_line,
     base_config,
     login_config,
     stream_of,
 )
+from tests.messages import assert_one_clear_line
 
 SUMMARY = re.compile(
     r"Summary: (?P<stream>\w+): (?P<records>[\d,]+) records?, (?P<requests>[\d,]+) "

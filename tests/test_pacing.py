@@ -27,7 +27,7 @@ from tap_smartflo.pacing import (
     TOLD,
     Pacer,
 )
-from tests.helpers import (
+from tests.configs import (
     EMAIL,
     FAKE_ACCOUNT,
     FAST_RETRIES,

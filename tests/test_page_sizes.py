@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from fake_smartflo import FakeSmartflo
-from tests.helpers import base_config
+from tests.configs import base_config
 
 CONTACTS, CALLS, GROUPS, USERS = (
     "/v1/contacts",

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from scripts.plugin_settings import HUB_YML, MELTANO_YML, about, expected_settings
-from tests.helpers import REPO
+from tests.configs import REPO
 
 #: Setting attributes that the tap's settings schema decides.
 COMPARED = ("name", "label", "kind", "sensitive", "options", "value", "description")

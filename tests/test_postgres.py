@@ -18,7 +18,8 @@ import pytest
 from psycopg import sql
 
 from fake_smartflo import MIXED_LABELS, TOKEN, FakeSmartflo
-from tests.helpers import FAKE_ACCOUNT_ENV, MIXED_COLUMNS, expected_columns
+from tests.configs import FAKE_ACCOUNT_ENV
+from tests.labels import MIXED_COLUMNS, expected_columns
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -231,8 +232,8 @@ def test_meltano_run_into_postgres_upserts_soft_deletes_and_removes_what_is_gone
     live = {i for i, c in api.store.items() if c.deleted_at is None}
     assert {i for i, row in second.items() if row["deleted_at"] is None} == live
     assert len(live) == len(api.store) - 1
-    # What the README tells users: the deletion is in deleted_at, not _sdc_deleted_at,
-    # and a view over deleted_at IS NULL lists the live contacts.
+    # What docs/postgres.md tells users: the deletion is in deleted_at, not
+    # _sdc_deleted_at, and a view over deleted_at IS NULL lists the live contacts.
     assert all(row["_sdc_deleted_at"] is None for row in second.values())
     view = (
         "CREATE VIEW smartflo.live_contacts AS"

@@ -4,7 +4,7 @@ one type per field whatever the API sends."""
 from __future__ import annotations
 
 from fake_smartflo import FakeSmartflo
-from tests.helpers import STREAM_PATHS, base_config
+from tests.configs import STREAM_PATHS, base_config
 
 REFERENCE = ("departments", "ivrs", "my_numbers", "dialer_campaigns")
 

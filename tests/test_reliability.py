@@ -20,19 +20,18 @@ from fake_smartflo import (
     FakeSmartflo,
     Fault,
 )
+from scripts.environment import clean_env
 from tap_smartflo import redact
-from tests.helpers import (
+from tests.configs import (
     EMAIL,
     FAST_RETRIES,
     PASSWORD,
     STREAM_PATHS,
-    assert_no_secret,
-    assert_one_clear_line,
     base_config,
-    clean_env,
-    discovered_catalog,
     login_config,
 )
+from tests.messages import assert_no_secret, assert_one_clear_line
+from tests.running import discovered_catalog
 
 CONTACTS = "/v1/contacts"
 #: A made-up token the fake API refuses (it is no credential of anything).

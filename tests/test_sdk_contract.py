@@ -19,7 +19,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from fake_smartflo import FakeSmartflo
 from tap_smartflo.client import SmartfloStream
 from tap_smartflo.tap import TapSmartflo
-from tests.helpers import base_config
+from tests.configs import base_config
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

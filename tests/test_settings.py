@@ -7,7 +7,8 @@ import re
 import pytest
 
 from fake_smartflo import TOKEN
-from tests.helpers import FAKE_ACCOUNT_ENV, REPO, base_config, clean_env
+from scripts.environment import clean_env
+from tests.configs import FAKE_ACCOUNT_ENV, REPO, base_config
 
 README = REPO / "README.md"
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from fake_smartflo import IST, FakeSmartflo
 from scripts.catalog import select_streams
-from tests.helpers import (
+from tests.configs import (
     EMAIL,
     PASSWORD,
     STREAM_PATHS,

@@ -1,4 +1,4 @@
-"""What the test files share: configs, the two ways to run the tap, and checks.
+"""The two ways to run the tap, and the catalogs the tests give it.
 
 ``run_tap`` runs the tap in this process, as its command line would (the same
 arguments, files and environment; stdout, stderr and the exit code captured), and
@@ -15,161 +15,32 @@ import io
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import typing as t
 import warnings
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from unittest import mock
 
 import click
-import jsonschema
 from singer_sdk.logging import ConsoleFormatter
 
-from fake_smartflo import TOKEN
 from scripts.catalog import select_streams
 from scripts.environment import clean_env
 from tap_smartflo import redact
 from tap_smartflo.tap import TapSmartflo
+from tests.configs import REPO, base_config
+from tests.messages import TapRun
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
 
-    from fake_smartflo import Contact
-
-REPO = Path(__file__).resolve().parent.parent
-#: Retries that wait next to nothing, with a budget no passing test comes near.
-FAST_RETRIES = {"retry_initial_seconds": 0.01, "retry_max_seconds": 30}
-#: A time as the tap writes the fake's times: UTC, RFC 3339, whole seconds.
-RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
-#: A panel login, for ``FakeSmartflo(logins={EMAIL: PASSWORD})`` to accept.
-EMAIL, PASSWORD = "ops@example.com", "s3cret-Pa55word-value"
-#: Each stream and the path it reads, in the tap's order; the documented read
-#: paths, and the only ones a run may touch (``{list_id}``: each list's, a number).
-STREAM_PATHS = {
-    "contacts": "/v1/contacts",
-    "contact_groups": "/v1/contact/groups",
-    "users": "/v1/users",
-    "departments": "/v1/departments",
-    "ivrs": "/v1/ivrs",
-    "my_numbers": "/v1/my_number",
-    "broadcast_lists": "/v1/broadcast/lists",
-    "broadcast_leads": "/v1/broadcast/leads/{list_id}",
-    "broadcasts": "/v2/broadcasts",
-    "dialer_campaigns": "/v1/dialer/campaign",
-    "call_records": "/v1/call/records",
-}
 #: The command ``run_tap_cli`` runs by default (the console script is the same).
 PYTHON_M_TAP = (sys.executable, "-m", "tap_smartflo")
-
-
-def stream_of(path: str) -> str | None:
-    """The stream whose read path ``path`` is (None: no stream's, not a read)."""
-    for stream, template in STREAM_PATHS.items():
-        pattern = re.sub(r"\\\{\w+\\\}", "[0-9]+", re.escape(template))
-        if re.fullmatch(pattern, path):
-            return stream
-    return None
-
-
-#: The fake's account, as the tests tell it to the tap: a limit far above what any
-#: test sends, all of it the tap's. Tests of the pace itself (test_pacing.py) set
-#: their own; without this, each test would spend seconds learning the limit.
-FAKE_ACCOUNT = {"account_requests_per_second": 1000, "rate_limit_share": 1}
-#: The limit as Meltano passes it (half of it is still hundreds a second). Meltano
-#: 4.4 cannot pass a decimal setting such as rate_limit_share from the
-#: environment (its Decimal fails its own JSON encoder).
-FAKE_ACCOUNT_ENV = {"TAP_SMARTFLO_ACCOUNT_REQUESTS_PER_SECOND": "1000"}
-
-
-def base_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:
-    """A config for the fake server, plus ``settings``."""
-    return {"api_url": api_url, "api_token": TOKEN, **FAKE_ACCOUNT, **settings}
-
-
-def login_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:
-    """A config that logs in to the fake server with EMAIL and PASSWORD."""
-    return {
-        "api_url": api_url,
-        "email": EMAIL,
-        "password": PASSWORD,
-        **FAKE_ACCOUNT,
-        **settings,
-    }
-
-
-@dataclass
-class TapRun:
-    """What one run of the tap left: exit code, Singer messages, logs."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def messages(self) -> list[dict[str, t.Any]]:
-        """Every Singer message on stdout."""
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-
-    def records(self, stream: str = "contacts") -> list[dict[str, t.Any]]:
-        """The records of one stream, in order."""
-        return [
-            m["record"]
-            for m in self.messages
-            if m["type"] == "RECORD" and m["stream"] == stream
-        ]
-
-    def schema(self, stream: str = "contacts") -> dict[str, t.Any]:
-        """The SCHEMA message the tap announced for ``stream``."""
-        return next(
-            m for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream
-        )
-
-    @property
-    def states(self) -> list[dict[str, t.Any]]:
-        """Every STATE value, in order."""
-        return [m["value"] for m in self.messages if m["type"] == "STATE"]
-
-    @property
-    def final_state(self) -> dict[str, t.Any]:
-        """The last STATE the tap emitted."""
-        return self.states[-1]
-
-    def bookmark(self, stream: str = "contacts") -> t.Any:
-        """The final replication_key_value of ``stream``."""
-        return self.final_state["bookmarks"][stream].get("replication_key_value")
-
-    def schema_errors(self, stream: str) -> list[str]:
-        """Every way a record of ``stream`` breaks the schema the tap announced."""
-        validator = jsonschema.Draft7Validator(self.schema(stream)["schema"])
-        return [
-            f"{record.get('id')}: {error.message}"
-            for record in self.records(stream)
-            for error in validator.iter_errors(record)
-        ]
-
-
-def assert_no_secret(run: TapRun, *secrets: str) -> None:
-    """None of ``secrets`` is on stdout or stderr."""
-    for secret in secrets:
-        assert secret not in run.stdout
-        assert secret not in run.stderr
-
-
-def assert_one_clear_line(run: TapRun, words: str) -> None:
-    """The run failed (exit code 1) with ``words`` in the log and no traceback."""
-    assert run.returncode == 1, run.stderr
-    assert words in run.stderr
-    assert "Traceback" not in run.stderr
-
-
-# Running the tap
 
 
 def _arguments(
@@ -397,35 +268,3 @@ def discovered_catalog() -> dict[str, t.Any]:
 def catalog_selecting(streams: t.Iterable[str]) -> dict[str, t.Any]:
     """The tap's catalog with only ``streams`` selected."""
     return select_streams(discovered_catalog(), streams)
-
-
-# Custom fields as columns
-
-#: Each custom label of fake_smartflo.MIXED_LABELS and its column (None: a standard
-#: label, which adds none).
-LABEL_COLUMNS = {
-    "Alternate Phone Number": "cf_alternate_phone_number",
-    "Loan Amount": "cf_loan_amount",
-    "loan  amount": "cf_loan_amount",
-    "LOAN AMOUNT": "cf_loan_amount",
-    "Loan-Amount": "cf_loan_amount__da3b5ec1",
-    "ऋण राशि": "cf_rn_rasi__d2a76d8c",
-    "கடன் தொகை": "cf_ktn_tokai__1045767a",
-    "Branch": "cf_branch",
-    "Email ID": None,
-}
-MIXED_COLUMNS = sorted({column for column in LABEL_COLUMNS.values() if column})
-
-
-def as_text(value: object) -> str | None:
-    """A custom field's value as the tap emits it: text, or null."""
-    return None if value is None else str(value)
-
-
-def expected_columns(contact: Contact) -> dict[str, str | None]:
-    """The custom columns of a MIXED_LABELS ``contact``'s record."""
-    columns: dict[str, str | None] = dict.fromkeys(MIXED_COLUMNS)
-    for pair in contact.custom_fields:
-        if column := LABEL_COLUMNS[str(pair["name"])]:
-            columns[column] = as_text(pair["value"])
-    return columns
