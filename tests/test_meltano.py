@@ -138,7 +138,7 @@ def test_the_limit_learned_in_one_run_is_remembered_by_meltanos_state(
         }
         meltano.ok("run", "tap-smartflo", "target-jsonl", **env)
         learned = meltano.state(STATE_ID)["singer_state"]["account"]
-        assert learned["requests_per_second"] in {4, 5}
+        assert learned["requests_per_second"] in {3, 4}  # see test_pacing
         api.requests.clear()
         meltano.ok("run", "tap-smartflo", "target-jsonl", **env)
     assert api.requests_to("/v1/contacts")

@@ -396,7 +396,9 @@ def test_a_second_run_starts_at_the_remembered_share(tap, fixed_windows):
         assert first.returncode == 0, first.stderr
         assert [r["id"] for r in first.records()] == sorted(api.store)
         learned = first.final_state["account"]
-        assert learned["requests_per_second"] in {4, 5}  # 5: a lucky clock second
+        # 4 (the fake-clock tests pin the exact value); on a loaded machine,
+        # requests bunched on the way may be refused a step early: 3 then.
+        assert learned["requests_per_second"] in {3, 4}
         assert sum(1 for r in api.requests if r.status == 429) <= 2
         assert "learned in this run" in first.stderr
         api.requests.clear()
