@@ -15,7 +15,7 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_smartflo import redact
-from tap_smartflo.errors import LoginRefusedError, redirect_error
+from tap_smartflo.errors import QUOTED, LoginRefusedError, redirect_error
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -216,7 +216,7 @@ class LoginAuth(SmartfloAuth):
         ):
             redact.hide(str(token))
             return str(token), _lifetime(body.get("expires_in"))
-        reason = str(body.get("message") or f"HTTP {status}")[:200]
+        reason = redact.clip(str(body.get("message") or f"HTTP {status}"), QUOTED)
         msg = (
             f"Smartflo refused the login for {self._email} ({reason}): check email "
             "and password (the tap does not retry, to spare the account's lock-out "

@@ -34,8 +34,9 @@ from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_smartflo import schemas
+from tap_smartflo import redact, schemas
 from tap_smartflo.errors import (
+    QUOTED,
     EndpointError,
     ErrorBodyError,
     LimitRefusedError,
@@ -515,7 +516,7 @@ class SmartfloStream(RESTStream[t.Any]):
                     if record is None or any(record[k] is None for k in keys):
                         msg = (
                             f"A {self.name} record from {self.path} has no "
-                            f"{', '.join(keys)}: {str(raw)[:200]}"
+                            f"{', '.join(keys)}: {redact.clip(str(raw), QUOTED)}"
                         )
                         raise SmartfloError(msg)
                     yield record

@@ -13,8 +13,14 @@ from http import HTTPStatus
 
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
+from tap_smartflo import redact
+
 if t.TYPE_CHECKING:
     import requests
+
+
+#: The most characters of a server's text (a message, a Location) an error quotes.
+QUOTED = 200
 
 
 class SmartfloError(FatalAPIError):
@@ -71,11 +77,11 @@ class RetryAtOnceError(RetriableAPIError):
 def server_message(body: object) -> str:
     """``": <message>"`` when the API said why in its body, else nothing.
 
-    A message can quote what the client sent (a refused token, say): every log line
-    is masked (see ``redact``), so it is shown as the API wrote it.
+    A message can quote what the client sent (a refused token, say): it is masked
+    before it is cut to a length fit for a log line (see ``redact.clip``).
     """
     message = body.get("message") if isinstance(body, dict) else None
-    return f": {str(message)[:200]}" if message else ""
+    return f": {redact.clip(str(message), QUOTED)}" if message else ""
 
 
 def error_for(
@@ -137,7 +143,7 @@ def redirect_error(
 ) -> SmartfloError:
     """The error for a redirect (3xx): where it points, and what to change."""
     location = response.headers.get("Location", "") if response is not None else ""
-    target = f" to {location.split('?')[0][:200]}" if location else ""
+    target = f" to {redact.clip(location.split('?')[0], QUOTED)}" if location else ""
     return SmartfloError(
         f"Smartflo answered HTTP {status} on {path}, which redirects{target}: the tap "
         "does not follow redirects, so that the credentials go only to api_url; "
