@@ -26,6 +26,7 @@ from tap_smartflo.pacing import Pacer
 from tap_smartflo.report import FULL_TABLE, RunReport
 from tap_smartflo.retry import RetryPolicy
 from tap_smartflo.settings import CONFIG_SCHEMA, SECRET_SETTINGS, setting_errors
+from tap_smartflo.state import checked_state, state_object
 from tap_smartflo.streams import (
     BroadcastLeadsStream,
     BroadcastListsStream,
@@ -125,7 +126,8 @@ class TapSmartflo(Tap):
     def load_state(self, state: dict[str, t.Any]) -> None:
         # Public SDK API, meant for overriding: the SDK keeps only the bookmarks,
         # and the tap's memory of the account (memory.py) travels beside them.
-        super().load_state(state)
+        # Both are input: a value of the wrong shape is dropped with a warning.
+        super().load_state(checked_state(state, self.logger.warning))
         self.memory.load(saved_account(state), self.logger.warning)
 
     @cached_property
@@ -346,10 +348,14 @@ class TapSmartflo(Tap):
         """
         super(Tap, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
+        saved = _checked_json(state, "--state")
         try:
             tap = cls(
                 config=config.config if config is not None else {},
-                state=_checked_json(state, "--state"),
+                # The SDK takes anything but an object for a file's path.
+                state=None
+                if saved is None
+                else state_object(saved, cls.logger.warning),
                 catalog=_checked_json(catalog, "--catalog"),
                 parse_env_config=config is not None and config.parse_env,
                 validate_config=True,
@@ -436,11 +442,11 @@ def _unreachable(exc: requests.exceptions.RequestException) -> str:
     )
 
 
-def _checked_json(file: t.IO[str] | None, option: str) -> dict[str, t.Any] | None:
+def _checked_json(file: t.IO[str] | None, option: str) -> t.Any:  # noqa: ANN401 (any JSON)
     if file is None:
         return None
     try:
-        return t.cast("dict[str, t.Any]", json.loads(file.read()))
+        return json.loads(file.read())
     except ValueError as exc:
         _fail(f"The {option} file {file.name} is not valid JSON ({exc})")
 

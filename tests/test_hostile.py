@@ -181,6 +181,122 @@ def test_an_api_url_with_a_password_in_it_is_refused_without_showing_it(
     assert_no_part_of(discovered, password)
 
 
+# STATE is input: a value of the wrong shape is ignored with one warning
+
+
+def tap_warnings(run: TapRun) -> list[str]:
+    """The tap's warnings (not the SDK's, such as "assumed to be unsorted")."""
+    return [
+        line
+        for line in run.stderr.splitlines()
+        if "WARNING" in line and "| tap-smartflo " in line
+    ]
+
+
+UPDATED_AT = {"replication_key": "updated_at"}
+
+
+@pytest.mark.parametrize(
+    ("state", "named"),
+    [
+        ([1, 2], "The state is not an object"),
+        ({"bookmarks": "oops"}, "'bookmarks'"),
+        ({"bookmarks": {"contacts": "oops"}}, "'contacts'"),
+        (
+            {"bookmarks": {"contacts": {**UPDATED_AT, "replication_key_value": 12345}}},
+            "'contacts'",
+        ),
+        (
+            {
+                "bookmarks": {
+                    "contacts": {**UPDATED_AT, "replication_key_value": "soon"}
+                }
+            },
+            "'contacts'",
+        ),
+        (
+            {
+                "bookmarks": {
+                    "contacts": {
+                        **UPDATED_AT,
+                        "replication_key_value": "2024-01-01T00:00:00+00:00",
+                        "emitted_near_bookmark": [1, 2],
+                    }
+                }
+            },
+            "'contacts'",
+        ),
+        ({"bookmarks": {"contacts": {"progress_markers": "x"}}}, "'contacts'"),
+        (
+            {"bookmarks": {"broadcast_leads": {"partitions": "x"}}},
+            "'broadcast_leads'",
+        ),
+    ],
+    ids=[
+        "a-list",
+        "bookmarks-text",
+        "stream-text",
+        "bookmark-integer",
+        "bookmark-not-a-time",
+        "emitted-a-list",
+        "markers-text",
+        "partitions-text",
+    ],
+)
+def test_a_state_of_the_wrong_shape_is_ignored_with_one_warning(tap, state, named):
+    with FakeSmartflo(contacts=40) as api:
+        config = base_config(api.url, start_date="2000-01-01T00:00:00Z")
+        run = tap(config, state=state)
+        again = tap(config, state=run.final_state)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    warnings = tap_warnings(run)
+    assert len(warnings) == 1, warnings
+    assert named in warnings[0]
+    assert "ignored" in warnings[0]
+    assert sorted(r["id"] for r in run.records()) == sorted(api.store)
+    assert isinstance(run.bookmark("contacts"), str)
+    # The STATE the run wrote is sound: the next run reads it without a word.
+    assert again.returncode == 0, again.stderr
+    assert tap_warnings(again) == []
+
+
+def test_an_integer_bookmark_starts_the_stream_from_start_date(tap):
+    state = {"bookmarks": {"contacts": {**UPDATED_AT, "replication_key_value": 7}}}
+    with FakeSmartflo(contacts=40) as api:
+        run = tap(
+            base_config(api.url, start_date="2000-01-01T00:00:00Z"),
+            state=state,
+            streams=[CONTACTS_STREAM],
+        )
+    assert run.returncode == 0, run.stderr
+    assert "start_date" in run.stderr
+    assert len(run.records()) == 40
+
+
+@pytest.mark.parametrize("stream", ["contacts", "call_records"])
+def test_a_bookmark_in_the_future_is_kept_with_a_warning(tap, stream):
+    future = "2999-01-01T00:00:00+00:00"
+    key = "updated_at" if stream == "contacts" else "started_at"
+    with FakeSmartflo(contacts=40, calls=40) as api:
+        run = tap(
+            base_config(api.url),
+            state={
+                "bookmarks": {
+                    stream: {"replication_key": key, "replication_key_value": future}
+                }
+            },
+            streams=[stream],
+        )
+    assert run.returncode == 0, run.stderr
+    warnings = tap_warnings(run)
+    assert len(warnings) == 1, warnings
+    assert "future" in warnings[0]
+    assert f"'{stream}'" in warnings[0]
+    assert run.records(stream) == []
+    assert run.bookmark(stream) == future
+
+
 # Config: a token no header can carry is refused before any request
 
 
