@@ -319,3 +319,51 @@ def test_a_token_with_control_characters_or_only_spaces_is_refused_first(tap, to
     assert api.requests == []
     if token.strip():
         assert_no_part_of(run, token)
+
+
+# Pagination: a page seen before stops the run; a record seen before is not emitted
+
+
+def test_pages_that_cycle_stop_with_a_clear_error_and_no_record_twice(tap):
+    # Page 3 is page 1 again, page 4 page 2, and so on for ever.
+    with FakeSmartflo(contacts=300) as api:
+        real = api.list_contacts
+
+        def cycling(params):
+            page = (int(params.get("page", 1)) - 1) % 2 + 1
+            return real({**params, "page": str(page)})
+
+        api.list_contacts = cycling  # type: ignore[method-assign]
+        run = tap(
+            base_config(api.url, page_size=100, **FAST_RETRIES),
+            streams=[CONTACTS_STREAM],
+            timeout=60,
+        )
+    assert_one_clear_line(run, "returned the same records as page 1")
+    ids = [r["id"] for r in run.records()]
+    assert len(ids) == len(set(ids)) == 200
+
+
+def test_a_page_overlapping_the_one_before_emits_each_record_once(tap):
+    # Page 2 starts 50 records early (records shifted while the pages were read).
+    with FakeSmartflo(contacts=300) as api:
+        real = api.list_contacts
+
+        def overlapping(params):
+            page = int(params.get("page", 1))
+            if page == 1:
+                return real(params)
+            halves = [
+                real({**params, "limit": "50", "page": str(n)})
+                for n in (2 * page - 2, 2 * page - 1)
+            ]
+            results = halves[0]["results"] + halves[1]["results"]
+            return {**halves[0], "size": len(results), "limit": 100, "results": results}
+
+        api.list_contacts = overlapping  # type: ignore[method-assign]
+        run = tap(base_config(api.url, page_size=100), streams=[CONTACTS_STREAM])
+    assert run.returncode == 0, run.stderr
+    ids = [r["id"] for r in run.records()]
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == sorted(api.store)
+    assert "already emitted" in run.stderr
