@@ -202,7 +202,7 @@ class LoginAuth(SmartfloAuth):
             raise RetriableAPIError(msg, response)
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if not isinstance(body, dict):
             # A refusal says why in JSON; anything else is a gateway's hiccup.

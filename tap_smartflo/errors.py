@@ -70,6 +70,19 @@ class LimitRefusedError(SmartfloError):
         self.numbers = tuple(int(n) for n in re.findall(r"\d+", said))
 
 
+class ContentError(RetriableAPIError):
+    """A whole body the tap cannot read (invalid JSON, not JSON cut short).
+
+    Retried once (a proxy may have mangled it); the same again is a fault in the
+    content, which no wait mends (see ``retry.persistent``).
+    """
+
+    verdict = (
+        "the content is broken, not the connection, so the tap stopped rather than "
+        "retry (if it persists, tell Smartflo support)"
+    )
+
+
 class RetryAtOnceError(RetriableAPIError):
     """Retry at once, without a backoff wait (a renewed token, for example)."""
 

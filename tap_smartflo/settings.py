@@ -83,7 +83,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=60,
         title="Request timeout",
         description=(
-            "Seconds to wait for a response before abandoning and retrying it."
+            "Seconds to wait for each part of a response before abandoning and "
+            "retrying it; a whole response may take twice this."
+        ),
+    ),
+    th.Property(
+        "max_response_megabytes",
+        th.IntegerType,
+        default=50,
+        title="Largest response",
+        description=(
+            "The largest response body (in MB, after decompression) the tap reads; "
+            "a larger one ends the run naming the endpoint. Pages of 1000 records "
+            "take a few MB."
         ),
     ),
     th.Property(
@@ -249,6 +261,7 @@ def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         ("max_requests_per_second", 0.001),
         ("account_requests_per_second", 1),
         ("request_timeout", 0.001),
+        ("max_response_megabytes", 1),
         ("retry_max_seconds", 0),
         ("retry_initial_seconds", 0.001),
     ):

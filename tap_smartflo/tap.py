@@ -40,7 +40,7 @@ from tap_smartflo.streams import (
     MyNumbersStream,
     UsersStream,
 )
-from tap_smartflo.transport import Transport, make_session
+from tap_smartflo.transport import MEGABYTE, Transport, make_session
 from tap_smartflo.writer import SmartfloWriter
 
 if t.TYPE_CHECKING:
@@ -225,6 +225,7 @@ class TapSmartflo(Tap):
             timeout=float(config["request_timeout"]),
             logger=self.logger,
             report=report,
+            max_bytes=int(config["max_response_megabytes"]) * MEGABYTE,
         )
         return Services(
             transport=transport,

@@ -10,7 +10,9 @@ at DEBUG.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
+import time
 import typing as t
 from http.server import BaseHTTPRequestHandler
 
@@ -321,6 +323,66 @@ def test_a_token_with_control_characters_or_only_spaces_is_refused_first(tap, to
         assert_no_part_of(run, token)
 
 
+# Content errors are not outages: one retry at most, then one line
+
+
+NESTED = b'{"page": 1, "results": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"page": 1, "size": 1, "results": [{"id": 1, "name": "\xff\xfe"}]}',
+        b'\xef\xbb\xbf{"page": 1, "size": 0, "results": []}',
+        b'{"page": 1, "size": 1, "results": [{"id": NaN}]}',
+        NESTED,
+    ],
+    ids=["invalid-utf-8", "bom", "nan", "nested-too-deep"],
+)
+def test_a_body_that_is_broken_json_ends_the_run_fast_naming_the_page(tap, body):
+    with hostile(lambda handler: handler.answer(200, body)) as (url, seen):
+        run = tap(
+            # The default budget (300 s): a content error must not spend it.
+            base_config(url, retry_initial_seconds=0.01),
+            streams=[CONTACTS_STREAM],
+            timeout=60,
+        )
+    assert_one_clear_line(run, "/v1/contacts (page 1)")
+    # The SDK's "An unhandled error occurred while syncing" aside (its logger is
+    # the stream's), one line.
+    errors = [
+        line for line in run.stderr.splitlines() if "ERROR    | tap-smartflo " in line
+    ]
+    assert len(errors) == 1, errors
+    assert "not valid JSON" in errors[0]
+    assert "may be down" not in run.stderr
+    assert len(seen) <= 2  # one retry at most
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_an_error_body_nested_too_deep_is_no_traceback(tap, status):
+    with hostile(lambda handler: handler.answer(status, NESTED)) as (url, _):
+        run = tap(
+            base_config(url, retry_initial_seconds=0.01, retry_max_seconds=0.2),
+            streams=[CONTACTS_STREAM],
+        )
+    assert_one_clear_line(run, "kept failing")
+
+
+def test_an_https_api_url_whose_server_speaks_http_is_reported_as_tls_fast(tap):
+    with FakeSmartflo(contacts=5) as api:
+        url = api.url.replace("http://", "https://")
+        run = tap(
+            base_config(url, retry_initial_seconds=0.01),
+            streams=[CONTACTS_STREAM],
+            timeout=60,
+        )
+    assert_one_clear_line(run, "TLS")
+    assert "api_url" in run.stderr
+    assert "WRONG_VERSION_NUMBER" in run.stderr
+    assert "may be down" not in run.stderr
+
+
 # Pagination: a page seen before stops the run; a record seen before is not emitted
 
 
@@ -367,3 +429,75 @@ def test_a_page_overlapping_the_one_before_emits_each_record_once(tap):
     assert len(ids) == len(set(ids))
     assert sorted(ids) == sorted(api.store)
     assert "already emitted" in run.stderr
+
+
+# Every request has a deadline for the whole exchange, and a size cap
+
+
+def test_a_server_that_trickles_a_body_is_abandoned_at_the_deadline(tap):
+    body = json.dumps({"page": 1, "size": 0, "limit": 10, "results": []}).encode()
+    body += b" " * 2000  # 2000 more seconds at the pace below: never waited for
+
+    def trickle(handler: _Hostile) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        for byte in body:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.05)  # every read comes well within request_timeout
+
+    with hostile(trickle) as (url, seen):
+        run = tap(
+            base_config(
+                url,
+                request_timeout=0.5,
+                retry_initial_seconds=0.01,
+                retry_max_seconds=2,
+            ),
+            streams=[CONTACTS_STREAM],
+            timeout=30,
+        )
+    assert_one_clear_line(run, "kept failing")
+    assert "took more than 2 times request_timeout" in run.stderr
+    assert 1 <= len(seen) <= 4
+
+
+def oversize(handler: _Hostile, *, gzipped: bool, declared: bool) -> None:
+    """A JSON page of 8 MB of spaces (gzipped: 8 KB on the wire)."""
+    page = b'{"page": 1, "results": []' + b" " * (8 << 20) + b"}"
+    payload = gzip.compress(page) if gzipped else page
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    if gzipped:
+        handler.send_header("Content-Encoding", "gzip")
+    if declared:
+        handler.send_header("Content-Length", str(len(payload)))
+    else:
+        handler.send_header("Connection", "close")
+        handler.close_connection = True
+    handler.end_headers()
+    with contextlib.suppress(OSError):
+        handler.wfile.write(payload)
+
+
+@pytest.mark.parametrize(
+    ("gzipped", "declared"),
+    [(True, True), (False, True), (False, False)],
+    ids=["gzip-bomb", "declared-length", "unknown-length"],
+)
+def test_a_body_over_the_size_cap_ends_the_run_naming_the_endpoint(
+    tap, gzipped, declared
+):
+    def respond(handler: _Hostile) -> None:
+        oversize(handler, gzipped=gzipped, declared=declared)
+
+    with hostile(respond) as (url, seen):
+        run = tap(
+            base_config(url, max_response_megabytes=1, **FAST_RETRIES),
+            streams=[CONTACTS_STREAM],
+        )
+    assert_one_clear_line(run, "/v1/contacts answered more than 1 MB")
+    assert "max_response_megabytes" in run.stderr
+    assert len(seen) == 1  # not retried: the same page would be as large again
