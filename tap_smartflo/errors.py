@@ -46,7 +46,11 @@ class ErrorBodyError(SmartfloError):
         self.path = path
 
 
-class LoginRefusedError(SmartfloError):
+class CredentialsRefusedError(SmartfloError):
+    """Smartflo refused the credentials (HTTP 401): no request of the run can pass."""
+
+
+class LoginRefusedError(CredentialsRefusedError):
     """Smartflo refused the email and password; retrying could lock the account."""
 
 
@@ -117,7 +121,7 @@ def error_for(
     configured): it ends the run naming where it points.
     """
     if status == HTTPStatus.UNAUTHORIZED:
-        return SmartfloError(
+        return CredentialsRefusedError(
             f"Smartflo refused the credentials (HTTP 401 on {path}{said}): check "
             f"that {credential} is valid and not expired"
         )

@@ -19,7 +19,7 @@ from tap_smartflo import redact
 from tap_smartflo.auth import LoginAuth, SmartfloAuth, TokenAuth
 from tap_smartflo.client import Services
 from tap_smartflo.discovery import contact_columns
-from tap_smartflo.errors import EndpointError, SmartfloError
+from tap_smartflo.errors import CredentialsRefusedError, EndpointError, SmartfloError
 from tap_smartflo.memory import AccountMemory, saved_account
 from tap_smartflo.normalize import NormalizationError
 from tap_smartflo.pacing import Pacer
@@ -121,6 +121,20 @@ class TapSmartflo(Tap):
 
     #: Whether the sync has begun: the state is loaded (``invoke`` sets it).
     syncing = False
+    #: Whether this is ``--discover`` (``run_discovery`` sets it).
+    discovering = False
+
+    @override
+    def run_discovery(self) -> str:
+        # Public SDK API (--discover calls it). Credentials the API refuses end a
+        # discovery as they end a sync, in the same line: a catalog printed without
+        # its columns would hide the cause. A sync's own discovery (no catalog
+        # given) leaves the refusal to the sync, whose first request meets it.
+        self.discovering = True
+        try:
+            return super().run_discovery()
+        except CredentialsRefusedError as exc:
+            _fail(str(exc))
 
     @override
     def load_state(self, state: dict[str, t.Any]) -> None:
@@ -241,7 +255,11 @@ class TapSmartflo(Tap):
     def contact_columns(self) -> dict[str, dict[str, t.Any]]:
         """Contacts' custom-field columns: the input catalog's, else discovered now."""
         return contact_columns(
-            self.config, self.input_catalog, self.services.transport, self.logger
+            self.config,
+            self.input_catalog,
+            self.services.transport,
+            self.logger,
+            strict=self.discovering,
         )
 
     @override

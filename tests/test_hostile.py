@@ -501,3 +501,34 @@ def test_a_body_over_the_size_cap_ends_the_run_naming_the_endpoint(
     assert_one_clear_line(run, "/v1/contacts answered more than 1 MB")
     assert "max_response_megabytes" in run.stderr
     assert len(seen) == 1  # not retried: the same page would be as large again
+
+
+# Discovery with refused credentials fails as a sync would
+
+
+@pytest.mark.parametrize("credentials", ["api_token", "login"])
+def test_discovery_with_refused_credentials_fails_with_the_sync_line(tap, credentials):
+    with FakeSmartflo(contacts=5, logins={EMAIL: "another"}) as api:
+        config = (
+            base_config(api.url, api_token="refused-token-not-a-secret")
+            if credentials == "api_token"
+            else login_config(api.url)
+        )
+        discovered = tap(config, args=["--discover"])
+        synced = tap(config, streams=[CONTACTS_STREAM])
+    words = (
+        "check that api_token is valid"
+        if credentials == "api_token"
+        else f"refused the login for {EMAIL}"
+    )
+    assert_one_clear_line(discovered, words)
+    assert_one_clear_line(synced, words)
+    assert discovered.stdout == ""
+
+
+def test_discovery_without_credentials_still_works(tap):
+    with FakeSmartflo(contacts=5) as api:
+        run = tap({"api_url": api.url}, args=["--discover"])
+    assert run.returncode == 0, run.stderr
+    assert "contacts" in json.loads(run.stdout)["streams"][0]["tap_stream_id"]
+    assert api.requests == []
