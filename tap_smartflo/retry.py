@@ -148,11 +148,12 @@ def persistent(exc: BaseException) -> str | None:
 
     A body that is not valid JSON, and a TLS failure (a certificate, or a server
     that does not speak TLS), are retried once; the same failure again is no
-    passing fault, and waiting out the retry budget would only hide it.
+    passing fault, and waiting out the retry budget would only hide it. A
+    handshake cut short (an EOF: a reset, a proxy) is a passing fault.
     """
     if isinstance(exc, ContentError):
         return exc.verdict
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) and "EOF" not in describe(exc):
         return (
             "a TLS failure (a certificate or the protocol), not an outage: check "
             "that api_url's scheme and host are right, and the CA bundle "

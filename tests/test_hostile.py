@@ -17,8 +17,10 @@ import typing as t
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+import requests
 
 from fake_smartflo import FakeSmartflo, LocalServer
+from tap_smartflo.retry import persistent
 from tests.helpers import (
     EMAIL,
     FAST_RETRIES,
@@ -532,3 +534,19 @@ def test_discovery_without_credentials_still_works(tap):
     assert run.returncode == 0, run.stderr
     assert "contacts" in json.loads(run.stdout)["streams"][0]["tap_stream_id"]
     assert api.requests == []
+
+
+def test_a_tls_connection_cut_short_stays_a_passing_fault():
+    # An EOF in the handshake is a network hiccup (a proxy, a reset), not a
+    # certificate or a protocol: it keeps the whole retry budget.
+    cut = requests.exceptions.SSLError(
+        "Max retries exceeded (Caused by SSLError(SSLEOFError(8, '[SSL: "
+        "UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol "
+        "(_ssl.c:1000)')))"
+    )
+    wrong = requests.exceptions.SSLError(
+        "Max retries exceeded (Caused by SSLError(SSLError(1, '[SSL: "
+        "WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1000)')))"
+    )
+    assert persistent(cut) is None
+    assert persistent(wrong) is not None
