@@ -550,3 +550,34 @@ def test_a_tls_connection_cut_short_stays_a_passing_fault():
     )
     assert persistent(cut) is None
     assert persistent(wrong) is not None
+
+
+def test_a_login_answer_trickled_is_abandoned_at_the_deadline(tap):
+    body = json.dumps({"success": True, "access_token": "eyJ.trickled"}).encode()
+    body += b" " * 2000
+
+    def trickle(handler: _Hostile) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        for byte in body:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.05)
+
+    with hostile(trickle) as (url, seen):
+        run = tap(
+            login_config(
+                url,
+                request_timeout=0.5,
+                retry_initial_seconds=0.01,
+                retry_max_seconds=2,
+            ),
+            streams=[CONTACTS_STREAM],
+            timeout=30,
+        )
+    assert_one_clear_line(run, "Logging in to Smartflo kept failing")
+    assert "took more than 2 times request_timeout" in run.stderr
+    assert 1 <= len(seen) <= 4
