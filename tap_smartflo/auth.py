@@ -15,7 +15,8 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_smartflo import redact
-from tap_smartflo.errors import LoginRefusedError, redirect_error
+from tap_smartflo.errors import QUOTED, LoginRefusedError, redirect_error
+from tap_smartflo.transport import DEADLINE_TIMEOUTS, MEGABYTE, read_body
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -24,6 +25,8 @@ if t.TYPE_CHECKING:
     from tap_smartflo.retry import RetryPolicy
 
 LOGIN_PATH = "/v1/auth/login"
+#: The largest login answer read (it holds a token and a few fields).
+LOGIN_MAX_BYTES = MEGABYTE
 #: Public integrations cache a login ~50 minutes when expires_in is missing.
 DEFAULT_TOKEN_SECONDS = 3000.0
 
@@ -178,6 +181,7 @@ class LoginAuth(SmartfloAuth):
         if self._on_login is not None:
             self._on_login()
         started = self._pacer.wait() if self._pacer is not None else 0.0
+        sent = time.monotonic()
         response = self._session.post(
             self._url,
             json={"email": self._email, "password": self._password},
@@ -185,6 +189,15 @@ class LoginAuth(SmartfloAuth):
             timeout=timeout,
             # The password goes to api_url only, never where a redirect points.
             allow_redirects=False,
+            stream=True,
+        )
+        # The same deadline for the whole answer as a page's, and a small cap: a
+        # login's answer is a few hundred bytes.
+        read_body(
+            response,
+            path=LOGIN_PATH,
+            deadline=sent + DEADLINE_TIMEOUTS * timeout,
+            max_bytes=LOGIN_MAX_BYTES,
         )
         status = response.status_code
         if self._pacer is not None:
@@ -202,7 +215,7 @@ class LoginAuth(SmartfloAuth):
             raise RetriableAPIError(msg, response)
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if not isinstance(body, dict):
             # A refusal says why in JSON; anything else is a gateway's hiccup.
@@ -216,7 +229,7 @@ class LoginAuth(SmartfloAuth):
         ):
             redact.hide(str(token))
             return str(token), _lifetime(body.get("expires_in"))
-        reason = str(body.get("message") or f"HTTP {status}")[:200]
+        reason = redact.clip(str(body.get("message") or f"HTTP {status}"), QUOTED)
         msg = (
             f"Smartflo refused the login for {self._email} ({reason}): check email "
             "and password (the tap does not retry, to spare the account's lock-out "

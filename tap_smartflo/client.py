@@ -34,8 +34,9 @@ from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_smartflo import schemas
+from tap_smartflo import redact, schemas
 from tap_smartflo.errors import (
+    QUOTED,
     EndpointError,
     ErrorBodyError,
     LimitRefusedError,
@@ -492,8 +493,19 @@ class SmartfloStream(RESTStream[t.Any]):
 
     @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """The records of every page of the query for ``context``, each once.
+
+        Pages can overlap (records shift while they are read): a record whose key
+        an earlier page of the query gave is not emitted again, unless it is a
+        newer version (a later replication key: it changed while the pages were
+        read), and one warning says how many were skipped. The keys are
+        remembered for the query only.
+        """
         normalize = self.normalizer
         keys = self.primary_keys or ()
+        #: key -> replication key value (None without one) of each record emitted.
+        emitted: dict[tuple[t.Any, ...], t.Any] = {}
+        skipped = 0
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
             for _body, records in self.iter_pages(context):
@@ -515,10 +527,27 @@ class SmartfloStream(RESTStream[t.Any]):
                     if record is None or any(record[k] is None for k in keys):
                         msg = (
                             f"A {self.name} record from {self.path} has no "
-                            f"{', '.join(keys)}: {str(raw)[:200]}"
+                            f"{', '.join(keys)}: {redact.clip(str(raw), QUOTED)}"
                         )
                         raise SmartfloError(msg)
+                    if keys:
+                        identity = tuple(record[k] for k in keys)
+                        version = record.get(self.replication_key or "")
+                        if identity in emitted and not _newer(
+                            version, emitted[identity]
+                        ):
+                            skipped += 1
+                            continue
+                        emitted[identity] = version
                     yield record
+        if skipped:
+            self.logger.warning(
+                "%s: %d records on later pages were already emitted in this run "
+                "(pages overlapped, as when records shift while pages are read): "
+                "each was emitted once",
+                self.path_for(context),
+                skipped,
+            )
         if unknown := normalize.newly_unknown():
             self.logger.info(
                 "Fields in %s that the schema does not have (left out): %s",
@@ -547,6 +576,11 @@ class UnpagedStream(SmartfloStream):
     @override
     def access_check_params(self) -> dict[str, t.Any]:
         return {}
+
+
+def _newer(version: object, emitted: object) -> bool:
+    """Whether a replication key value (an RFC 3339 UTC text) is after another."""
+    return isinstance(version, str) and isinstance(emitted, str) and version > emitted
 
 
 def _describe(context: Context | None) -> str:

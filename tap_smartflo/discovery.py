@@ -9,8 +9,9 @@ an API that cannot be reached must cost that run seconds, not the sync's
 ``retry_max_seconds``.
 
 Whenever the columns cannot be had (no credentials yet, as when Meltano discovers
-before ``meltano config set``; the setting off; the API refusing or unreachable),
-the catalog is the static one and one log line says why.
+before ``meltano config set``; the setting off; the API refusing an endpoint or
+unreachable), the catalog is the static one and one log line says why. Credentials
+the API refuses end ``--discover`` as they would end a sync.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tap_smartflo.custom_fields import (
     field_map_labels,
     is_custom_column,
 )
+from tap_smartflo.errors import CredentialsRefusedError
 from tap_smartflo.pagination import PageNumberPaginator, PageSize
 from tap_smartflo.report import DISCOVERY
 from tap_smartflo.settings import setting_errors
@@ -57,8 +59,13 @@ def contact_columns(
     catalog: Catalog | None,
     transport: Transport,
     logger: logging.Logger,
+    *,
+    strict: bool = False,
 ) -> Columns:
-    """The custom-field columns of ``contacts``: the catalog's, or discovered now."""
+    """The custom-field columns of ``contacts``: the catalog's, or discovered now.
+
+    ``strict``: credentials the API refuses raise rather than cost the columns.
+    """
     if not config.get("custom_fields_as_columns", True):
         if catalog is None:
             logger.info(
@@ -76,13 +83,21 @@ def contact_columns(
             for name, schema in properties.items()
             if is_custom_column(name)
         }
-    return discover_columns(config, transport, logger)
+    return discover_columns(config, transport, logger, strict=strict)
 
 
 def discover_columns(
-    config: Mapping[str, t.Any], transport: Transport, logger: logging.Logger
+    config: Mapping[str, t.Any],
+    transport: Transport,
+    logger: logging.Logger,
+    *,
+    strict: bool = False,
 ) -> Columns:
-    """A column per custom label of the account's contact groups, or none and why."""
+    """A column per custom label of the account's contact groups, or none and why.
+
+    Raises:
+        CredentialsRefusedError: when ``strict`` and the API refuses them.
+    """
     missing = "Contacts get no custom-field columns in this catalog"
     if errors := setting_errors(config):
         logger.info("%s: %s", missing, errors[0])
@@ -90,6 +105,9 @@ def discover_columns(
     try:
         labels, groups, pages = read_labels(config, transport)
     except (FatalAPIError, requests.exceptions.RequestException) as exc:
+        if strict and isinstance(exc, CredentialsRefusedError):
+            raise
+
         reason = (
             str(exc)
             if isinstance(exc, FatalAPIError)

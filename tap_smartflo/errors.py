@@ -13,8 +13,14 @@ from http import HTTPStatus
 
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
+from tap_smartflo import redact
+
 if t.TYPE_CHECKING:
     import requests
+
+
+#: The most characters of a server's text (a message, a Location) an error quotes.
+QUOTED = 200
 
 
 class SmartfloError(FatalAPIError):
@@ -40,7 +46,11 @@ class ErrorBodyError(SmartfloError):
         self.path = path
 
 
-class LoginRefusedError(SmartfloError):
+class CredentialsRefusedError(SmartfloError):
+    """Smartflo refused the credentials (HTTP 401): no request of the run can pass."""
+
+
+class LoginRefusedError(CredentialsRefusedError):
     """Smartflo refused the email and password; retrying could lock the account."""
 
 
@@ -64,6 +74,19 @@ class LimitRefusedError(SmartfloError):
         self.numbers = tuple(int(n) for n in re.findall(r"\d+", said))
 
 
+class ContentError(RetriableAPIError):
+    """A whole body the tap cannot read (invalid JSON, not JSON cut short).
+
+    Retried once (a proxy may have mangled it); the same again is a fault in the
+    content, which no wait mends (see ``retry.persistent``).
+    """
+
+    verdict = (
+        "the content is broken, not the connection, so the tap stopped rather than "
+        "retry (if it persists, tell Smartflo support)"
+    )
+
+
 class RetryAtOnceError(RetriableAPIError):
     """Retry at once, without a backoff wait (a renewed token, for example)."""
 
@@ -71,11 +94,11 @@ class RetryAtOnceError(RetriableAPIError):
 def server_message(body: object) -> str:
     """``": <message>"`` when the API said why in its body, else nothing.
 
-    A message can quote what the client sent (a refused token, say): every log line
-    is masked (see ``redact``), so it is shown as the API wrote it.
+    A message can quote what the client sent (a refused token, say): it is masked
+    before it is cut to a length fit for a log line (see ``redact.clip``).
     """
     message = body.get("message") if isinstance(body, dict) else None
-    return f": {str(message)[:200]}" if message else ""
+    return f": {redact.clip(str(message), QUOTED)}" if message else ""
 
 
 def error_for(
@@ -98,7 +121,7 @@ def error_for(
     configured): it ends the run naming where it points.
     """
     if status == HTTPStatus.UNAUTHORIZED:
-        return SmartfloError(
+        return CredentialsRefusedError(
             f"Smartflo refused the credentials (HTTP 401 on {path}{said}): check "
             f"that {credential} is valid and not expired"
         )
@@ -137,7 +160,7 @@ def redirect_error(
 ) -> SmartfloError:
     """The error for a redirect (3xx): where it points, and what to change."""
     location = response.headers.get("Location", "") if response is not None else ""
-    target = f" to {location.split('?')[0][:200]}" if location else ""
+    target = f" to {redact.clip(location.split('?')[0], QUOTED)}" if location else ""
     return SmartfloError(
         f"Smartflo answered HTTP {status} on {path}, which redirects{target}: the tap "
         "does not follow redirects, so that the credentials go only to api_url; "

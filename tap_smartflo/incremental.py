@@ -194,9 +194,13 @@ class IncrementalSmartfloStream(SmartfloStream):
         return t.cast("dict[str, t.Any]", markers)
 
     def seed_bookmark(self, context: Context | None) -> None:
-        """Start this run's bookmark at the previous one, so it can only move on."""
+        """Start this run's bookmark at the previous one, so it can only move on.
+
+        A bookmark in the future (the state warned of it) is not seeded: the SDK
+        would cap it at the run's start, moving it back. Left alone, it stays.
+        """
         bookmark = self._previous_bookmark(context)
-        if bookmark is not None:
+        if bookmark is not None and bookmark <= datetime.now(UTC):
             markers = self._progress_markers(context)
             markers["replication_key_value"] = format_utc(bookmark)
 

@@ -8,6 +8,7 @@ the end must be judged on each body in page order.
 
 from __future__ import annotations
 
+import hashlib
 import typing as t
 
 from typing_extensions import override
@@ -122,16 +123,18 @@ class PageNumberPaginator:
     The data ends at an empty page, or at a page shorter than the proven page size
     (see ``PageSize``); never at a page merely shorter than the limit asked for or
     the envelope's ``limit``: servers cap ``limit`` silently, and some echo the
-    limit they were asked for. A page whose records are the previous page's again
-    means the server ignores ``page``: that stops the sync with an error rather
-    than looping for ever.
+    limit they were asked for. A page whose records are an earlier page's again
+    (the one before, or any: pages that cycle) means the server ignores or wraps
+    ``page``: that stops the sync with an error rather than looping for ever. Each
+    page is remembered by a digest of its records' keys (16 bytes a page).
     """
 
     def __init__(self, size: PageSize | None = None, start: int = 1) -> None:
         """Start at page ``start``, judging pages by the endpoint's ``size``."""
         self.start = start
         self.size = PageSize() if size is None else size
-        self._previous: tuple[object, ...] | None = None
+        #: digest of a page's keys -> the page that had them.
+        self._pages: dict[bytes, int] = {}
         #: The most records a page of this query has held.
         self.largest = 0
 
@@ -144,15 +147,15 @@ class PageNumberPaginator:
             PaginationError: when a page repeats the previous one.
         """
         if records:
-            fingerprint = (len(records), _key(records[0]), _key(records[-1]))
-            if fingerprint == self._previous:
+            digest = _digest(records)
+            if (earlier := self._pages.get(digest)) is not None:
                 msg = (
-                    f"page {token} returned the same records as page {token - 1}: "
+                    f"page {token} returned the same records as page {earlier}: "
                     "the server seems to ignore the 'page' parameter, so the tap "
                     "stopped rather than loop"
                 )
                 raise PaginationError(msg)
-            self._previous = fingerprint
+            self._pages[digest] = token
         ends = self.size.ends(
             len(records), earlier=self.largest, reported=_server_limit(body)
         )
@@ -294,6 +297,12 @@ def _has_more(body: t.Mapping[str, t.Any]) -> bool | None:
     except NormalizationError:
         msg = f"has_more={body['has_more']!r} is neither true nor false"
         raise PaginationError(msg) from None
+
+
+def _digest(records: t.Sequence[t.Any]) -> bytes:
+    """A digest of the keys of ``records``, in order (the page's identity)."""
+    keys = repr([_key(record) for record in records]).encode()
+    return hashlib.blake2b(keys, digest_size=16).digest()
 
 
 def _key(record: t.Any) -> object:  # noqa: ANN401

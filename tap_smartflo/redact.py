@@ -12,6 +12,7 @@ any handler or formatter sees it, tracebacks included):
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -36,16 +37,22 @@ _installed = False
 def hide(secret: str) -> None:
     """Mask ``secret`` as ``***`` in every log record from now on.
 
-    Its escaped spelling is masked too, as a repr (in a traceback) would show a
-    secret that holds a line break or a quote.
+    Its escaped spellings are masked too: a repr (in a traceback) and JSON (a
+    server that echoes the login body) write a quote, a backslash, a line break or
+    a non-ASCII letter otherwise.
     """
     global _secrets  # noqa: PLW0603 (one set of secrets per process)
     install()
     if len(secret) < SHORTEST:
         return
-    escaped = repr(secret)[1:-1]
+    spellings = (
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    )
     with _lock:
-        fresh = [s for s in dict.fromkeys((secret, escaped)) if s not in _secrets]
+        fresh = [s for s in dict.fromkeys(spellings) if s not in _secrets]
         # Longest first, so that a secret containing another is masked whole.
         _secrets = tuple(sorted((*_secrets, *fresh), key=len, reverse=True))
 
@@ -64,6 +71,15 @@ def mask(text: str) -> str:
     for secret in _secrets:
         text = text.replace(secret, "***")
     return _QUERY_CREDENTIAL.sub(r"\1***", text)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` masked, then cut to ``limit`` characters.
+
+    Never the other way round: a cut through a secret leaves a part that no longer
+    matches it.
+    """
+    return mask(text)[:limit]
 
 
 def _masking(

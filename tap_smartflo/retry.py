@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import threading
 import time
 import typing as t
@@ -18,7 +19,7 @@ from http import HTTPStatus
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_smartflo.errors import GaveUpError, RetryAtOnceError
+from tap_smartflo.errors import ContentError, GaveUpError, RetryAtOnceError
 from tap_smartflo.normalize import NormalizationError, parse_time
 
 if t.TYPE_CHECKING:
@@ -28,6 +29,8 @@ _T = t.TypeVar("_T")
 #: A bare number in ``retry_after`` this large is a moment (epoch seconds), not a wait.
 _EPOCH_SECONDS = 10**9
 
+#: The reason OpenSSL gives, as requests quotes it deep in its message.
+_TLS_REASON = re.compile(r"\[SSL(?:: [A-Z_]+)?\][^'\")(]*")
 #: Failures worth trying again: the server or the network may do better next time.
 TRANSIENT = (
     RetriableAPIError,
@@ -72,6 +75,7 @@ class RetryPolicy:
         """
         start = time.monotonic()
         tries = 0
+        last_persistent: str | None = None
         while True:
             tries += 1
             try:
@@ -80,6 +84,12 @@ class RetryPolicy:
                 continue
             except TRANSIENT as exc:
                 reason = describe(exc)
+                if (
+                    verdict := persistent(exc)
+                ) is not None and reason == last_persistent:
+                    msg = f"{what} failed twice the same way ({reason}): {verdict}"
+                    raise GaveUpError(msg) from None
+                last_persistent = reason if verdict is not None else None
                 wait = self.wait_after(exc, tries)
                 elapsed = time.monotonic() - start
                 if elapsed + wait > self.budget:
@@ -126,7 +136,30 @@ def describe(exc: BaseException) -> str:
     """A short reason for a log line: never a URL's query or a header."""
     if isinstance(exc, RetriableAPIError):
         return str(exc)
+    if isinstance(exc, requests.exceptions.SSLError) and (
+        found := _TLS_REASON.search(str(exc))
+    ):
+        return f"{type(exc).__name__}: {found.group().strip()}"
     return type(exc).__name__
+
+
+def persistent(exc: BaseException) -> str | None:
+    """What a failure means if it comes twice the same way (None: it is transient).
+
+    A body that is not valid JSON, and a TLS failure (a certificate, or a server
+    that does not speak TLS), are retried once; the same failure again is no
+    passing fault, and waiting out the retry budget would only hide it. A
+    handshake cut short (an EOF: a reset, a proxy) is a passing fault.
+    """
+    if isinstance(exc, ContentError):
+        return exc.verdict
+    if isinstance(exc, requests.exceptions.SSLError) and "EOF" not in describe(exc):
+        return (
+            "a TLS failure (a certificate or the protocol), not an outage: check "
+            "that api_url's scheme and host are right, and the CA bundle "
+            "(REQUESTS_CA_BUNDLE) if a proxy inspects TLS"
+        )
+    return None
 
 
 def is_rate_limited(exc: BaseException) -> bool:
@@ -152,7 +185,7 @@ def server_wait(exc: BaseException) -> float | None:
     else:
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         told = _body_wait(body.get("retry_after") if isinstance(body, dict) else None)
     return told if told is not None and told > 0 else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import typing as t
+import unicodedata
 from urllib.parse import urlparse
 
 from singer_sdk import typing as th
@@ -82,7 +83,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=60,
         title="Request timeout",
         description=(
-            "Seconds to wait for a response before abandoning and retrying it."
+            "Seconds to wait for each part of a response before abandoning and "
+            "retrying it; a whole response may take twice this."
+        ),
+    ),
+    th.Property(
+        "max_response_megabytes",
+        th.IntegerType,
+        default=50,
+        title="Largest response",
+        description=(
+            "The largest response body (in MB, after decompression) the tap reads; "
+            "a larger one ends the run naming the endpoint. Pages of 1000 records "
+            "take a few MB."
         ),
     ),
     th.Property(
@@ -232,6 +245,7 @@ def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             "No credentials: set api_token, or both email and password "
             "(TAP_SMARTFLO_API_TOKEN, or TAP_SMARTFLO_EMAIL and TAP_SMARTFLO_PASSWORD)"
         )
+    errors += _token_errors(config.get("api_token"))
     errors += _api_url_errors(str(config.get("api_url", "")))
     if start_date := config.get("start_date"):
         try:
@@ -247,6 +261,7 @@ def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         ("max_requests_per_second", 0.001),
         ("account_requests_per_second", 1),
         ("request_timeout", 0.001),
+        ("max_response_megabytes", 1),
         ("retry_max_seconds", 0),
         ("retry_initial_seconds", 0.001),
     ):
@@ -275,8 +290,40 @@ def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     return errors
 
 
+def _token_errors(api_token: object) -> list[str]:
+    """A token a header can carry: not only spaces, no control character inside.
+
+    Surrounding whitespace (a token pasted from a file ends in a newline) is
+    stripped when it is sent; a line break inside would split the header. The
+    token is never quoted.
+    """
+    if not isinstance(api_token, str) or not api_token:
+        return []
+    token = api_token.strip()
+    if not token:
+        return ["api_token is only spaces: set the token Smartflo issued"]
+    if any(unicodedata.category(c) == "Cc" for c in token):
+        message = (
+            "api_token has a control character inside (a line break or a tab, say): "
+            "set the token as Smartflo issued it, on one line"
+        )
+        return [message]
+    return []
+
+
 def _api_url_errors(api_url: str) -> list[str]:
-    """An http(s) URL, and https unless the server is on this machine."""
+    """An http(s) URL, and https unless the server is on this machine.
+
+    A URL with a user name or password in it (``https://user:secret@host``) is
+    refused without being quoted: the credentials would travel in every request
+    line. Any ``@`` counts, so that no spelling of one slips past the parser.
+    """
+    if "@" in api_url:
+        message = (
+            "api_url holds a user name or password (the part before '@'): remove "
+            "it (the tap signs in with api_token, or email and password)"
+        )
+        return [message]
     url = urlparse(api_url)
     if url.scheme not in {"http", "https"} or not url.netloc:
         return [f"api_url {api_url!r} is not an http(s) URL such as {DEFAULT_API_URL}"]

@@ -19,13 +19,14 @@ from tap_smartflo import redact
 from tap_smartflo.auth import LoginAuth, SmartfloAuth, TokenAuth
 from tap_smartflo.client import Services
 from tap_smartflo.discovery import contact_columns
-from tap_smartflo.errors import EndpointError, SmartfloError
+from tap_smartflo.errors import CredentialsRefusedError, EndpointError, SmartfloError
 from tap_smartflo.memory import AccountMemory, saved_account
 from tap_smartflo.normalize import NormalizationError
 from tap_smartflo.pacing import Pacer
 from tap_smartflo.report import FULL_TABLE, RunReport
 from tap_smartflo.retry import RetryPolicy
 from tap_smartflo.settings import CONFIG_SCHEMA, SECRET_SETTINGS, setting_errors
+from tap_smartflo.state import checked_state, state_object
 from tap_smartflo.streams import (
     BroadcastLeadsStream,
     BroadcastListsStream,
@@ -39,7 +40,7 @@ from tap_smartflo.streams import (
     MyNumbersStream,
     UsersStream,
 )
-from tap_smartflo.transport import Transport, make_session
+from tap_smartflo.transport import MEGABYTE, Transport, make_session
 from tap_smartflo.writer import SmartfloWriter
 
 if t.TYPE_CHECKING:
@@ -120,12 +121,27 @@ class TapSmartflo(Tap):
 
     #: Whether the sync has begun: the state is loaded (``invoke`` sets it).
     syncing = False
+    #: Whether this is ``--discover`` (``run_discovery`` sets it).
+    discovering = False
+
+    @override
+    def run_discovery(self) -> str:
+        # Public SDK API (--discover calls it). Credentials the API refuses end a
+        # discovery as they end a sync, in the same line: a catalog printed without
+        # its columns would hide the cause. A sync's own discovery (no catalog
+        # given) leaves the refusal to the sync, whose first request meets it.
+        self.discovering = True
+        try:
+            return super().run_discovery()
+        except CredentialsRefusedError as exc:
+            _fail(str(exc))
 
     @override
     def load_state(self, state: dict[str, t.Any]) -> None:
         # Public SDK API, meant for overriding: the SDK keeps only the bookmarks,
         # and the tap's memory of the account (memory.py) travels beside them.
-        super().load_state(state)
+        # Both are input: a value of the wrong shape is dropped with a warning.
+        super().load_state(checked_state(state, self.logger.warning))
         self.memory.load(saved_account(state), self.logger.warning)
 
     @cached_property
@@ -223,6 +239,7 @@ class TapSmartflo(Tap):
             timeout=float(config["request_timeout"]),
             logger=self.logger,
             report=report,
+            max_bytes=int(config["max_response_megabytes"]) * MEGABYTE,
         )
         return Services(
             transport=transport,
@@ -238,7 +255,11 @@ class TapSmartflo(Tap):
     def contact_columns(self) -> dict[str, dict[str, t.Any]]:
         """Contacts' custom-field columns: the input catalog's, else discovered now."""
         return contact_columns(
-            self.config, self.input_catalog, self.services.transport, self.logger
+            self.config,
+            self.input_catalog,
+            self.services.transport,
+            self.logger,
+            strict=self.discovering,
         )
 
     @override
@@ -346,10 +367,14 @@ class TapSmartflo(Tap):
         """
         super(Tap, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
+        saved = _checked_json(state, "--state")
         try:
             tap = cls(
                 config=config.config if config is not None else {},
-                state=_checked_json(state, "--state"),
+                # The SDK takes anything but an object for a file's path.
+                state=None
+                if saved is None
+                else state_object(saved, cls.logger.warning),
                 catalog=_checked_json(catalog, "--catalog"),
                 parse_env_config=config is not None and config.parse_env,
                 validate_config=True,
@@ -436,11 +461,11 @@ def _unreachable(exc: requests.exceptions.RequestException) -> str:
     )
 
 
-def _checked_json(file: t.IO[str] | None, option: str) -> dict[str, t.Any] | None:
+def _checked_json(file: t.IO[str] | None, option: str) -> t.Any:  # noqa: ANN401 (any JSON)
     if file is None:
         return None
     try:
-        return t.cast("dict[str, t.Any]", json.loads(file.read()))
+        return json.loads(file.read())
     except ValueError as exc:
         _fail(f"The {option} file {file.name} is not valid JSON ({exc})")
 

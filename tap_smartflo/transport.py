@@ -6,9 +6,11 @@ retry policy for every stream, since the account has one rate limit.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import logging
 import os
+import time
 import typing as t
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,10 +18,12 @@ from http import HTTPStatus
 
 import msgspec
 import requests
+import urllib3
 from singer_sdk import metrics
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_smartflo.errors import (
+    ContentError,
     ErrorBodyError,
     RetryAtOnceError,
     SmartfloError,
@@ -44,6 +48,15 @@ _METRICS = logging.getLogger("singer_sdk.metrics")
 #: A parsed page: its envelope (the body's other keys, ``{}`` for a bare array) and
 #: its records.
 Page = tuple[dict[str, t.Any], list[t.Any]]
+
+
+#: A request's whole exchange (connect, headers, body) may take this many times
+#: ``request_timeout``, which bounds each wait for a byte: a server that trickles
+#: a body a byte a second never waits that long.
+DEADLINE_TIMEOUTS = 2
+MEGABYTE = 1 << 20
+#: Bytes read at a time (at most: a read returns what has arrived).
+_CHUNK = 1 << 16
 
 
 class CancelledError(Exception):
@@ -82,6 +95,8 @@ class Transport:
     logger: logging.Logger
     #: Counts each stream's requests, retries and 429s.
     report: RunReport
+    #: The largest body (after decompression) the tap reads.
+    max_bytes: int = 50 * MEGABYTE
 
     def bounded(self, budget: float, timeout: float, **retry: t.Any) -> Transport:
         """This transport within a budget of its own (never more than its own).
@@ -160,19 +175,19 @@ class Transport:
                 dict(prepared.headers),
             )
         # Never follow a redirect: it would carry the token elsewhere (see errors).
+        started = time.monotonic()
         response = self.session.send(
-            prepared, timeout=self.timeout, allow_redirects=False
+            prepared, timeout=self.timeout, allow_redirects=False, stream=True
+        )
+        read_body(
+            response,
+            path=path,
+            deadline=started + DEADLINE_TIMEOUTS * self.timeout,
+            max_bytes=self.max_bytes,
         )
         _log_duration(response, stream, path)
         self._judge(response, path)
-        try:
-            body = _JSON.decode(response.content)
-        except ValueError as exc:
-            msg = (
-                f"{path} answered {response.status_code} with a body that is not "
-                "complete JSON"
-            )
-            raise RetriableAPIError(msg, response) from exc
+        body = parse(response, path)
         records = records_in(body, records_key, path)
         self.auth.worked(prepared)
         return (body if isinstance(body, dict) else {}), records
@@ -222,10 +237,96 @@ def records_in(body: object, records_key: str | None, path: str) -> list[t.Any]:
     raise SmartfloError(msg)
 
 
+def read_body(
+    response: requests.Response, *, path: str, deadline: float, max_bytes: int
+) -> None:
+    """Read the streamed ``response``'s body by ``deadline``, ``max_bytes`` at most.
+
+    The size counts decompressed bytes, checked as they arrive (a small gzip body
+    can expand a thousandfold). The body is then the response's ``content``.
+
+    Raises:
+        RetriableAPIError: when the deadline passes first.
+        SmartfloError: when the body is larger than ``max_bytes``.
+        requests.exceptions.RequestException: as requests' own reading would.
+    """
+    body = bytearray()
+    try:
+        declared = int(response.headers.get("Content-Length") or 0)
+        while declared <= max_bytes:
+            if time.monotonic() > deadline:
+                msg = (
+                    f"{path} took more than {DEADLINE_TIMEOUTS} times request_timeout "
+                    "to answer whole"
+                )
+                raise RetriableAPIError(msg, response)
+            chunk = _read1(response)
+            if not chunk:
+                # requests' own attribute for a body read (its public ``content``
+                # reads it from here); a bytearray, not a copy of it.
+                response._content = body  # type: ignore[assignment]  # noqa: SLF001
+                return
+            body += chunk
+            if len(body) > max_bytes:
+                break
+        megabytes = max_bytes / MEGABYTE
+        msg = (
+            f"{path} answered more than {megabytes:g} MB "
+            "(max_response_megabytes): lower page_size, or raise "
+            "max_response_megabytes if its pages are really this large"
+        )
+        raise SmartfloError(msg)
+    finally:
+        if response._content is False:  # noqa: SLF001 (not read whole: drop it)
+            response.close()
+
+
+def _read1(response: requests.Response) -> bytes:
+    """What has arrived of the body (decompressed), errors as requests names them."""
+    try:
+        return t.cast("bytes", response.raw.read1(_CHUNK, decode_content=True))
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from None
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from None
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from None
+
+
+def parse(response: requests.Response, path: str) -> object:
+    """The JSON body of ``response``.
+
+    Raises:
+        RetriableAPIError: for a body cut short, or not JSON at all (a gateway's
+            HTML page): a passing fault.
+        ContentError: for JSON that cannot be read (invalid UTF-8, a byte-order
+            mark, NaN, nesting too deep): retried once, then the run ends.
+    """
+    content = response.content
+    try:
+        return _JSON.decode(content)
+    except (ValueError, RecursionError) as exc:
+        status = response.status_code
+        meant_json = content.lstrip()[:1] in (b"{", b"[")
+        if content.startswith(codecs.BOM_UTF8):
+            detail = "it starts with a byte-order mark"
+        elif isinstance(exc, RecursionError):
+            detail = "nested too deep"
+        elif meant_json and "truncated" not in str(exc):
+            detail = str(exc)
+        else:
+            msg = f"{path} answered {status} with a body that is not complete JSON"
+            raise RetriableAPIError(msg, response) from None
+        msg = f"{path} answered {status} with a body that is not valid JSON ({detail})"
+        raise ContentError(msg, response) from None
+
+
 def _body_or_none(response: requests.Response) -> object:
     try:
         return _JSON.decode(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

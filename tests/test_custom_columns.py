@@ -166,15 +166,19 @@ def test_discovery_without_credentials_or_switched_off_asks_nothing(tap, setting
 
 
 def test_discovery_refused_by_the_api_says_why_in_one_line(tap):
+    # Refused credentials end the discovery as they would end a sync (issue #25):
+    # a catalog silently without its columns would hide the cause.
     with FakeSmartflo(**MIXED) as api:
         run = tap(
             base_config(api.url, api_token="wrong-token-1234"), args=["--discover"]
         )
-    assert run.returncode == 0, run.stderr
-    assert custom_columns(json.loads(run.stdout)) == []
-    (line,) = lines_about_custom_fields(run)
-    assert "WARNING" in line
-    assert "HTTP 401 on /v1/contact/groups" in line
+    assert run.returncode == 1, run.stderr
+    assert run.stdout == ""
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, errors
+    assert "HTTP 401 on /v1/contact/groups" in errors[0]
+    assert "check that api_token is valid" in errors[0]
+    assert "Traceback" not in run.stderr
     assert len(api.requests) == 1
     assert "wrong-token-1234" not in run.stderr
 

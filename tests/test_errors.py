@@ -6,6 +6,7 @@ import pytest
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_smartflo.errors import (
+    CredentialsRefusedError,
     EndpointError,
     LimitRefusedError,
     SmartfloError,
@@ -33,7 +34,7 @@ def test_a_redirect_is_an_error_that_names_api_url(status):
 
 def test_401_ends_the_run_naming_the_setting_to_check():
     error = judge(401, ": Token has expired")
-    assert type(error) is SmartfloError
+    assert type(error) is CredentialsRefusedError
     assert str(error) == (
         "Smartflo refused the credentials (HTTP 401 on /v1/users: Token has expired):"
         " check that api_token is valid and not expired"

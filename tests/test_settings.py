@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
+import typing as t
 
 import pytest
 
 from fake_smartflo import TOKEN
 from scripts.environment import clean_env
 from tests.configs import FAKE_ACCOUNT_ENV, REPO, base_config
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def closed_port(host: str) -> Iterator[int]:
+    """A port on ``host`` that refuses connections: bound (by the system, so free)
+    and never listened on, for as long as the test runs."""
+    address = (
+        "::1"
+        if host == "[::1]"
+        else "127.0.0.1"
+        if host.lower() == "localhost"
+        else host
+    )
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+        yield sock.getsockname()[1]
+
 
 README = REPO / "README.md"
 
@@ -111,8 +135,9 @@ def test_a_plain_http_api_url_is_refused_before_any_connection(tap, api, api_url
 def test_plain_http_is_allowed_for_a_server_on_this_machine(tap, host):
     # Discovery tries the server (nothing listens there) once, for contacts'
     # custom-field columns, and does without them.
-    config = base_config(f"http://{host}:8765", retry_max_seconds=0)
-    run = tap(config, args=["--discover"])
+    with closed_port(host) as port:
+        config = base_config(f"http://{host}:{port}", retry_max_seconds=0)
+        run = tap(config, args=["--discover"])
     assert run.returncode == 0, run.stderr
     assert "contacts" in run.stdout
     assert "unencrypted" not in run.stderr
