@@ -20,20 +20,15 @@ import pytest
 import requests
 
 from fake_smartflo import FakeSmartflo, LocalServer
+from scripts.environment import clean_env
 from tap_smartflo.retry import persistent
-from tests.helpers import (
-    EMAIL,
-    FAST_RETRIES,
-    assert_one_clear_line,
-    base_config,
-    clean_env,
-    login_config,
-)
+from tests.configs import EMAIL, FAST_RETRIES, base_config, login_config
+from tests.messages import assert_one_clear_line
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from tests.helpers import TapRun
+    from tests.messages import TapRun
 
 CONTACTS = "/v1/contacts"
 CONTACTS_STREAM = "contacts"
