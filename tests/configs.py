@@ -11,6 +11,8 @@ from fake_smartflo import TOKEN
 REPO = Path(__file__).resolve().parent.parent
 #: Retries that wait next to nothing, with a budget no passing test comes near.
 FAST_RETRIES = {"retry_initial_seconds": 0.01, "retry_max_seconds": 30}
+#: A made-up token the fake refuses (no real credential is in the tests).
+REFUSED_TOKEN = "fake-refused-token-not-a-secret"
 #: A panel login, for ``FakeSmartflo(logins={EMAIL: PASSWORD})`` to accept.
 EMAIL, PASSWORD = "ops@example.com", "s3cret-Pa55word-value"
 #: Each stream and the path it reads, in the tap's order; the documented read

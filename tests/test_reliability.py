@@ -26,6 +26,7 @@ from tests.configs import (
     EMAIL,
     FAST_RETRIES,
     PASSWORD,
+    REFUSED_TOKEN,
     STREAM_PATHS,
     base_config,
     login_config,
@@ -35,7 +36,6 @@ from tests.running import discovered_catalog
 
 CONTACTS = "/v1/contacts"
 #: A made-up token the fake API refuses (it is no credential of anything).
-REFUSED_TOKEN = "fake-refused-token-not-a-secret"
 #: Tests about one endpoint's faults sync that stream alone, so that other
 #: streams' requests neither slow them down nor dilute the injected faults.
 CONTACTS_STREAM = "contacts"
