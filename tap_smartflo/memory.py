@@ -27,6 +27,7 @@ import typing as t
 from datetime import datetime, timezone
 
 from tap_smartflo.normalize import NormalizationError, format_utc, parse_time
+from tap_smartflo.redact import quoted
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -61,7 +62,7 @@ class AccountMemory:
     def _read(self, saved: object, warn: Callable[[str], None]) -> None:
         if not isinstance(saved, dict):
             warn(
-                f"The state's '{ACCOUNT_KEY}' is not an object ({_short(saved)}): "
+                f"The state's '{ACCOUNT_KEY}' is not an object ({quoted(saved)}): "
                 "ignored, the tap learns the account's limits again"
             )
             return
@@ -71,8 +72,8 @@ class AccountMemory:
                 self.limit, self.learned_at = _limit(limit), _moment(learned_at)
             except (TypeError, ValueError, NormalizationError):
                 warn(
-                    f"The state's remembered rate limit ({_short(limit)} requests a "
-                    f"second, learned at {_short(learned_at)}) is malformed: "
+                    f"The state's remembered rate limit ({quoted(limit)} requests a "
+                    f"second, learned at {quoted(learned_at)}) is malformed: "
                     "ignored, the tap learns it again"
                 )
                 self.limit = self.learned_at = None
@@ -85,7 +86,7 @@ class AccountMemory:
             else:
                 warn(
                     f"The state's remembered page size for {path or 'page_sizes'} "
-                    f"({_short(size)}) is malformed: ignored, the tap learns it again"
+                    f"({quoted(size)}) is malformed: ignored, the tap learns it again"
                 )
 
     def remember_limit(self, limit: float, learned_at: datetime) -> None:
@@ -139,8 +140,3 @@ def _moment(value: object) -> datetime:
     if moment is None or moment > datetime.now(timezone.utc):
         raise ValueError
     return moment
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."  # noqa: PLR2004

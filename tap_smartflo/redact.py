@@ -82,6 +82,15 @@ def clip(text: str, limit: int) -> str:
     return mask(text)[:limit]
 
 
+def quoted(value: object, limit: int = 40) -> str:
+    """``repr(value)`` masked, then cut to ``limit`` characters (``...`` if cut).
+
+    For a value read from the STATE or the API, quoted in a warning.
+    """
+    text = mask(repr(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _masking(
     make_record: t.Callable[..., logging.LogRecord],
 ) -> t.Callable[..., logging.LogRecord]:

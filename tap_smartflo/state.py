@@ -23,12 +23,10 @@ from datetime import datetime, timezone
 
 from tap_smartflo.incremental import EMITTED_KEY
 from tap_smartflo.normalize import NormalizationError, parse_time
+from tap_smartflo.redact import quoted
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
-
-#: The longest a value is quoted in a warning.
-_QUOTED = 40
 
 
 def checked_state(
@@ -43,7 +41,7 @@ def checked_state(
         return state
     if not isinstance(bookmarks, dict):
         warn(
-            f"The state's 'bookmarks' is not an object ({_short(bookmarks)}): "
+            f"The state's 'bookmarks' is not an object ({quoted(bookmarks)}): "
             "ignored, every stream starts from start_date (or from the beginning "
             "without one)"
         )
@@ -54,7 +52,7 @@ def checked_state(
         if not isinstance(entry, dict):
             warn(
                 f"The state's bookmark for '{name}' is not an object "
-                f"({_short(entry)}): ignored, the stream starts from start_date (or "
+                f"({quoted(entry)}): ignored, the stream starts from start_date (or "
                 "from the beginning without one)"
             )
             continue
@@ -67,7 +65,7 @@ def state_object(state: object, warn: Callable[[str], None]) -> dict[str, t.Any]
     if isinstance(state, dict):
         return state
     warn(
-        f"The state is not an object ({_short(state)}): ignored, every stream "
+        f"The state is not an object ({quoted(state)}): ignored, every stream "
         "starts from start_date (or from the beginning without one)"
     )
     return {}
@@ -85,7 +83,7 @@ def _checked_stream(
         bookmark = _bookmark(value)
         if bookmark is None:
             warn(
-                f"The state's bookmark for '{name}' ({_short(value)}) is not a time "
+                f"The state's bookmark for '{name}' ({quoted(value)}) is not a time "
                 "as the tap writes one: ignored, the stream starts from start_date "
                 "(or from the beginning without one)"
             )
@@ -103,14 +101,14 @@ def _checked_stream(
     ):
         warn(
             f"The state's record versions near the bookmark for '{name}' "
-            f"({_short(emitted)}) are malformed: ignored, the records of the "
+            f"({quoted(emitted)}) are malformed: ignored, the records of the "
             "lookback are emitted again"
         )
         entry.pop(EMITTED_KEY)
     markers = entry.get("progress_markers")
     if markers is not None and not isinstance(markers, dict):
         warn(
-            f"The state's progress markers for '{name}' ({_short(markers)}) are "
+            f"The state's progress markers for '{name}' ({quoted(markers)}) are "
             "not an object: ignored (they are not resumable anyway)"
         )
         entry.pop("progress_markers")
@@ -123,7 +121,7 @@ def _checked_stream(
         )
     ):
         warn(
-            f"The state's partitions for '{name}' ({_short(partitions)}) are "
+            f"The state's partitions for '{name}' ({quoted(partitions)}) are "
             "malformed: ignored, each part of the stream starts from start_date "
             "(or from the beginning without one)"
         )
@@ -140,8 +138,3 @@ def _bookmark(value: object) -> datetime | None:
     except NormalizationError:
         return None
     return moment
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _QUOTED else text[: _QUOTED - 3] + "..."

@@ -397,8 +397,11 @@ def test_a_second_run_starts_at_the_remembered_share(tap, fixed_windows):
         assert [r["id"] for r in first.records()] == sorted(api.store)
         learned = first.final_state["account"]
         # 4 (the fake-clock tests pin the exact value); on a loaded machine,
-        # requests bunched on the way may be refused a step early: 3 then.
-        assert learned["requests_per_second"] in {3, 4}
+        # requests bunched on the way may be refused a step early: 3 then; and a
+        # limit per clock second may let one more through in a lucky second
+        # (docs/api-assumptions.md), which cuts at the share take back.
+        lucky = {5} if fixed_windows else set()
+        assert learned["requests_per_second"] in {3, 4} | lucky
         assert sum(1 for r in api.requests if r.status == 429) <= 2
         assert "learned in this run" in first.stderr
         api.requests.clear()
