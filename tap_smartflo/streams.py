@@ -26,6 +26,7 @@ from tap_smartflo.normalize import (
     to_number,
 )
 from tap_smartflo.pagination import CountedPageNumberPaginator, KeysetPaginator
+from tap_smartflo.recordings import RecordingsStream
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -237,6 +238,23 @@ class CallRecordsStream(IncrementalSmartfloStream):
         return timedelta(hours=float(self.config["call_records_lookback_hours"]))
 
     @override
+    def generate_child_contexts(
+        self, record: Record, context: Context | None
+    ) -> Iterable[Context | None]:
+        # Public SDK API. Only calls with a recording, and never the link itself
+        # in the context: the SDK logs contexts (see recordings.py).
+        for child in self.child_streams:
+            if isinstance(child, CallRecordingsStream) and child.selected:
+                yield from child.contexts_for(record)
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        yield from super().get_records(context)
+        for child in self.child_streams:
+            if isinstance(child, CallRecordingsStream) and child.selected:
+                child.archive_left_over()
+
+    @override
     def new_paginator(self) -> CountedPageNumberPaginator:
         self._paginator = CountedPageNumberPaginator(self.sizing)
         return self._paginator
@@ -389,6 +407,17 @@ class CallRecordsStream(IncrementalSmartfloStream):
             window["from_date"],
             window["to_date"],
         )
+
+
+class CallRecordingsStream(RecordingsStream):
+    """Each answered call's audio, archived at ``recordings_archive_url``.
+
+    A child of call_records, off unless selected: one record per recording put in
+    the archive (see recordings.py and docs/recordings.md).
+    """
+
+    name = "call_recordings"
+    parent_stream_type = CallRecordsStream
 
 
 def _straddling(order: list[str | None], page_sizes: list[int]) -> set[str]:
