@@ -363,7 +363,6 @@ class RecordingsStream(SmartfloStream):
     selected_by_default = False
     #: One state for the stream, not one per call.
     state_partitioning_keys: t.ClassVar[list[str]] = []
-    reads_whole_table = False
 
     @override
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -454,7 +453,7 @@ class RecordingsStream(SmartfloStream):
             yield record
             # The record is out: a file written before now needs none again.
             self.stream_state[SETTLED_KEY] = format_utc(datetime.now(timezone.utc))
-        self.services.write_state()
+        self.services.output.write_state()
         self._note()
 
     def _archive(self, recording: Recording) -> dict[str, t.Any] | bool:
