@@ -1,6 +1,7 @@
 """Call recordings: audio at tokenised links that expire, and downloads that fail.
 
-Each answered call's ``recording_url`` is written afresh whenever the call is
+Each answered call's ``recording_url`` (the seeded one, or one that ``arrive``
+sets; a test's own URL is sent as it is) is written afresh whenever the call is
 listed: a link to this server's ``/recordings/<seq>.<ext>`` with the account's
 ``token`` and an ``expires`` time ``recording_link_seconds`` on (the real links
 point at another host; a path of their own is what tells them apart here). A link
@@ -38,6 +39,8 @@ if t.TYPE_CHECKING:
 
 #: Where the audio is served (the path of every recording link).
 RECORDINGS_PATH = "/recordings/"
+#: How the seeded calls' links begin (data.py): those are served from here.
+SEEDED_LINKS = "https://recordings.example.com/"
 #: Bytes written at a time, and the block each recording's bytes repeat.
 _CHUNK = 1 << 16
 
@@ -110,9 +113,9 @@ class Recordings(Faults, Endpoints):
         return digest.hexdigest()
 
     def answered_calls(self) -> list[CallRecord]:
-        """The calls that have a recording now."""
+        """The calls whose recording this server has now."""
         with self.lock:
-            return [c for c in self.call_store.values() if c.recording_url]
+            return [c for c in self.call_store.values() if self.has_recording(c)]
 
     def downloads_of(self, call: CallRecord) -> list[Download]:
         """The requests for ``call``'s recording."""
@@ -132,15 +135,28 @@ class Recordings(Faults, Endpoints):
         return f"{self.recordings_url}{call.seq}.{extension}?{query}"
 
     def list_call_records(self, params: Params) -> Body:
-        """Call records, each answered call's link fresh from this listing."""
+        """Call records, each recording's link fresh from this listing.
+
+        A link a test wrote itself (``touch_call``) is sent as it is.
+        """
         body = super().list_call_records(params)
         if isinstance(body, dict) and isinstance(body.get("results"), list):
             for raw in body["results"]:
-                if raw.get("recording_url"):
-                    raw["recording_url"] = self.recording_link(
-                        self.call_store[raw["id"]]
-                    )
+                call = self.call_store.get(raw.get("id"))
+                if call is not None and self.has_recording(call):
+                    raw["recording_url"] = self.recording_link(call)
         return body
+
+    @staticmethod
+    def has_recording(call: CallRecord) -> bool:
+        """Whether the call's link is the seeded one, whose audio this server has."""
+        return (call.recording_url or "").startswith(f"{SEEDED_LINKS}{call.seq}.")
+
+    def arrive(self, call_id: str | int) -> None:
+        """A call's recording becomes available (a link that arrives late)."""
+        with self.lock:
+            call = self.call_store[call_id]
+            call.recording_url = f"{SEEDED_LINKS}{call.seq}.mp3"
 
     def next_fault(self, path: str) -> str | None:
         """Every ``error_every``-th request answers 500; then the other faults."""
@@ -162,7 +178,7 @@ class Recordings(Faults, Endpoints):
             )
         authorization = handler.headers.get("Authorization") is not None
         status = 200
-        if call is None or not call.recording_url:
+        if call is None or not self.has_recording(call):
             status = 404
         elif params.get("token") != self.recording_token:
             status = 403

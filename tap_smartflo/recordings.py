@@ -376,7 +376,14 @@ class RecordingsStream(SmartfloStream):
 
     @cached_property
     def archive(self) -> Archive:
-        """The archive at ``recordings_archive_url``."""
+        """The archive at ``recordings_archive_url``.
+
+        Raises:
+            SmartfloError: without one (the tap checks this before any request,
+                when a catalog selects the stream; this is for any other way).
+        """
+        if error := archive_setting_error(self.config, selected=True):
+            raise SmartfloError(error)
         return Archive(
             str(self.config[ARCHIVE_URL]),
             dict(self.config.get("recordings_storage_options") or {}),

@@ -299,7 +299,7 @@ def test_missed_calls_and_links_that_arrive_late_make_no_noise(tap, tmp_path):
         api.touch_call(missed, answered=False, recording_url=None)
         config = scenario_config(api, archive.as_uri())
         first = tap(config, streams=STREAMS)
-        api.touch_call(late, recording_url="set")  # the link arrives
+        api.arrive(late)  # the link arrives
         second = tap(config, streams=STREAMS, state=first.final_state)
     for run in (first, second):
         assert run.returncode == 0, run.stderr
