@@ -24,7 +24,8 @@ from fake_smartflo import IST, FakeSmartflo, Fault
 from fake_smartflo.faults import RATE_LIMITED
 from fake_smartflo.recordings import RECORDINGS_PATH
 from scripts.environment import clean_env
-from tap_smartflo.archive import SPOOLED
+from tap_smartflo.archive import SPOOLED, archive_path
+from tap_smartflo.recordings import pending_recordings
 from tests.configs import FAST_RETRIES, base_config
 from tests.running import catalog_selecting
 
@@ -372,3 +373,31 @@ def test_a_kill_mid_download_leaves_nothing_partial_and_the_rerun_misses_nothing
     by_id = {str(c.id): c for c in api.answered_calls()}
     for record in records:
         assert record["sha256"] == api.recording_sha256(by_id[record["call_record_id"]])
+
+
+# The pieces, without a server
+
+
+def test_an_id_from_the_api_cannot_lead_out_of_its_folder():
+    started = datetime(2026, 12, 5, 20, 0, tzinfo=UTC)  # the 6th in India
+    assert archive_path("64f1c2a9", started, "audio/mpeg") == "2026/12/06/64f1c2a9.mp3"
+    assert archive_path("../../etc/x", started, "audio/wav; rate=8000") == (
+        "2026/12/06/..%2F..%2Fetc%2Fx.wav"
+    )
+    assert archive_path("7", started, None).endswith("/7.bin")
+
+
+def test_malformed_recordings_to_retry_in_the_state_are_dropped_with_a_warning():
+    warnings: list[str] = []
+    saved = {
+        "a1": {"call_id": "1.2", "started_at": "2026-12-05T10:00:00+00:00"},
+        "b2": {"call_id": 7, "started_at": "2026-12-05T10:00:00+00:00"},
+        "c3": "not an object",
+        "d4": {"call_id": None},
+    }
+    kept = pending_recordings(saved, warnings.append)
+    assert list(kept) == ["a1"]
+    assert kept["a1"].link is None
+    assert len(warnings) == 3
+    assert pending_recordings(["a1"], warnings.append) == {}
+    assert len(warnings) == 4
