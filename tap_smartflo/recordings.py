@@ -193,7 +193,8 @@ class CallLinks:
         params: dict[str, t.Any] = {
             "from_date": query_time(start - timedelta(seconds=1), IST),
             "to_date": query_time(start + timedelta(seconds=1), IST),
-            "limit": 100,
+            # A page that holds the few calls of those two seconds.
+            "limit": 10,
             "page": 1,
         }
         if recording.call_id:
@@ -513,7 +514,9 @@ class RecordingsStream(SmartfloStream):
                     "size_bytes": kept.size,
                     "content_type": kept.content_type,
                     "archived_at": format_utc(
-                        archived_at or datetime.now(timezone.utc)
+                        (archived_at or datetime.now(timezone.utc)).replace(
+                            microsecond=0
+                        )
                     ),
                 }
             ),

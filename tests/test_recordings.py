@@ -27,6 +27,7 @@ from scripts.environment import clean_env
 from tap_smartflo.archive import SPOOLED, archive_path
 from tap_smartflo.recordings import pending_recordings
 from tests.configs import FAST_RETRIES, base_config
+from tests.messages import RFC3339_UTC
 from tests.running import catalog_selecting
 
 UTC = timezone.utc
@@ -72,6 +73,7 @@ def assert_records_match(api, records) -> None:
         assert record["archive_path"] == expected_path(api, call)
         assert record["content_type"] == api.content_type(call)
         assert datetime.fromisoformat(record["started_at"]) == call.started_at
+        assert RFC3339_UTC.match(record["archived_at"])
 
 
 def downloads(api) -> list:
