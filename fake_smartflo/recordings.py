@@ -74,6 +74,8 @@ class Recordings(Faults, Endpoints):
     recording_sizes: dict[int, int] = field(default_factory=dict)
     #: Seconds the server waits between chunks of audio (a slow download).
     recording_chunk_delay: float = 0.0
+    #: The recording host is down: every download answers 503.
+    recordings_down: bool = False
     #: Where links point (set when the server starts).
     recordings_url: str = field(default="", init=False)
     #: Every request for a recording, in order of arrival.
@@ -184,6 +186,8 @@ class Recordings(Faults, Endpoints):
             status = 403
         elif float(params.get("expires") or 0) < time.time():
             status = self.expired_link_status
+        elif self.recordings_down:
+            status = 503
         if call is None or status != 200:  # noqa: PLR2004 (OK)
             body = json.dumps({"success": False, "message": "Link expired"}).encode()
             self._answer(handler, status, "application/json", body)

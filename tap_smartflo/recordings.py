@@ -67,6 +67,10 @@ CALLS_PATH = "/v1/call/records"
 MAX_REFRESHES = 3
 #: Bytes read at a time from a recording link.
 CHUNK = 1 << 16
+#: Recordings in a row that outlast their retries before the run stops trying the
+#: rest (kept for the next run): a recording host that is down would otherwise
+#: cost retry_max_seconds for every recording.
+GIVE_UP_AFTER = 3
 #: The STATE's keys (in the stream's bookmark): recordings to try again, and when
 #: the last archived recording's record went out.
 PENDING_KEY = "pending"
@@ -374,6 +378,8 @@ class RecordingsStream(SmartfloStream):
         self._attempted: set[str] = set()
         self._warned_no_link_field = False
         self.archived = self.found = self.failed = 0
+        #: Recordings in a row whose retries ran out (see GIVE_UP_AFTER).
+        self._gave_up_in_a_row = 0
 
     @cached_property
     def archive(self) -> Archive:
@@ -476,6 +482,9 @@ class RecordingsStream(SmartfloStream):
             extension = found.path.rpartition(".")[2]
             kept = Kept(found.path, sha256, size, CONTENT_TYPES.get(extension))
             return self._record(recording, kept, found.modified)
+        if self._gave_up_in_a_row >= GIVE_UP_AFTER:
+            self.failed += 1
+            return False  # the host is down: said once, below
         try:
             upload, content_type = self.downloader.download(recording, archive)
         except (RecordingError, GaveUpError, EndpointError, ErrorBodyError) as exc:
@@ -485,7 +494,16 @@ class RecordingsStream(SmartfloStream):
                 recording.what,
                 exc,
             )
+            self._gave_up_in_a_row += isinstance(exc, GaveUpError)
+            if self._gave_up_in_a_row == GIVE_UP_AFTER:
+                self.logger.warning(
+                    "%d recordings in a row kept failing: the recording host looks "
+                    "down, so this run downloads no more (each is kept in the STATE "
+                    "for the next run)",
+                    GIVE_UP_AFTER,
+                )
             return False
+        self._gave_up_in_a_row = 0
         with upload:
             upload.publish()
         self.archived += 1

@@ -404,3 +404,25 @@ def test_malformed_recordings_to_retry_in_the_state_are_dropped_with_a_warning()
     assert len(warnings) == 3
     assert pending_recordings(["a1"], warnings.append) == {}
     assert len(warnings) == 4
+
+
+def test_a_recording_host_that_is_down_costs_a_few_retries_not_one_per_recording(
+    tap, tmp_path
+):
+    archive = tmp_path / "calls"
+    with FakeSmartflo(calls=20, recordings_down=True) as api:
+        config = scenario_config(api, archive.as_uri(), retry_max_seconds=0.2)
+        first = tap(config, streams=STREAMS)
+        tried = {d.seq for d in api.downloads}
+        api.recordings_down = False
+        second = tap(config, streams=STREAMS, state=first.final_state)
+    answered = api.answered_calls()
+    assert first.returncode == 0, first.stderr
+    assert len(tried) == 3  # then the run stopped trying
+    pending = first.final_state["bookmarks"]["call_recordings"]["pending"]
+    assert set(pending) == {str(c.id) for c in answered}
+    assert "the recording host looks down" in first.stderr
+    assert f"{len(answered)} not archived yet" in first.stderr
+    assert second.returncode == 0, second.stderr
+    assert files_in(archive) == expected_files(api)
+    assert "pending" not in second.final_state["bookmarks"]["call_recordings"]
