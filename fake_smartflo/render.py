@@ -90,6 +90,11 @@ def render_group(group: ContactGroup, ids_as_strings: IdStyle) -> dict[str, obje
     }
 
 
+def call_id_of(call: CallRecord) -> str:
+    """The call's ``call_id`` as the API writes it (``"1715235734.000129"``)."""
+    return f"{int(call.started_at.timestamp())}.{call.seq:06d}"
+
+
 def render_call(call: CallRecord) -> dict[str, object]:
     """The JSON object the API sends for ``call``.
 
@@ -104,7 +109,7 @@ def render_call(call: CallRecord) -> dict[str, object]:
     notes = [None, "Asked for a callback", [{"note": "VIP", "by": 7001}], []][shape]
     return {
         "id": call.id,
-        "call_id": f"{int(call.started_at.timestamp())}.{call.seq:06d}",
+        "call_id": call_id_of(call),
         "uuid": f"{call.seq:08x}-4b1e-4c2a-9d3f-000000000000",
         "direction": "inbound" if call.seq % 3 else "outbound",
         "description": "Call answered" if call.answered else "Call missed",
