@@ -23,8 +23,8 @@ from functools import cached_property
 from pathlib import Path
 
 import sqlalchemy as sa
-from singer_sdk import SQLConnector, SQLSink, SQLTarget
 from singer_sdk import typing as th
+from singer_sdk.sql import SQLConnector, SQLSink, SQLTarget
 from typing_extensions import override
 
 if t.TYPE_CHECKING:
@@ -104,7 +104,7 @@ class DuckDBConnector(SQLConnector):
             rows = connection.execute(
                 query, {"schema": schema_name, "table": table_name}
             )
-            return dict(rows.tuples().all())
+            return {str(row[0]): str(row[1]) for row in rows}
 
 
 #: The SQLAlchemy type of each DuckDB type this target creates.
