@@ -19,7 +19,12 @@ if t.TYPE_CHECKING:
 
 #: The test files that run Meltano: one worker runs them all, in one installation.
 MELTANO_TESTS = frozenset(
-    {"tests/test_demo.py", "tests/test_meltano.py", "tests/test_postgres.py"}
+    {
+        "tests/test_demo.py",
+        "tests/test_meltano.py",
+        "tests/test_postgres.py",
+        "tests/test_warehouse.py",
+    }
 )
 
 
