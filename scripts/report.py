@@ -111,12 +111,13 @@ def percent(rate: float | None) -> str:
 
 def text(found: Answers) -> str:
     """The short report the demo prints."""
+    most = max((d.calls for d in found.days), default=0)
     lines = [f"Calls per day (IST), the last {len(found.days)} days with calls:"]
     lines += [
         f"  {d.day}  {d.calls:5} calls  {d.answered:5} answered  {d.missed:5} missed"
-        f"  {'#' * round(40 * d.calls / max(x.calls for x in found.days))}"
+        f"  {'#' * round(40 * d.calls / most)}"
         for d in found.days
-    ]
+    ] or ["  no calls yet"]
     lines.append(
         f"Inbound answer rate: {percent(found.inbound_answer_rate)}"
         f" ({found.inbound_answered} of {found.inbound_calls} inbound calls answered)"
