@@ -15,13 +15,14 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_smartflo import redact
+from tap_smartflo.bodies import DEADLINE_TIMEOUTS, MEGABYTE, read_body
 from tap_smartflo.errors import QUOTED, LoginRefusedError, redirect_error
-from tap_smartflo.transport import DEADLINE_TIMEOUTS, MEGABYTE, read_body
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
     from tap_smartflo.pacing import Pacer
+    from tap_smartflo.report import RunReport
     from tap_smartflo.retry import RetryPolicy
 
 LOGIN_PATH = "/v1/auth/login"
@@ -102,17 +103,20 @@ class LoginAuth(SmartfloAuth):
 
     credential = "email and password"
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (the settings, and the run's collaborators)
         self,
         config: Mapping[str, t.Any],
         retry: RetryPolicy,
         session: requests.Session | None = None,
+        *,
         pacer: Pacer | None = None,
-        on_login: t.Callable[[], None] | None = None,
+        report: RunReport | None = None,
+        redactor: redact.Redactor | None = None,
     ) -> None:
-        """Prepare to log in with the tap's settings (``on_login`` counts each try).
+        """Prepare to log in with the tap's settings (``report`` counts each try).
 
         A login is a request like any other: it waits on ``pacer``, the account's.
+        Each token a login issues is hidden by ``redactor``, the run's.
         """
         self._url = str(config["api_url"]).rstrip("/") + LOGIN_PATH
         # Missing credentials stop a sync before any request (settings.py); a
@@ -122,7 +126,8 @@ class LoginAuth(SmartfloAuth):
         self._timeout = float(config["request_timeout"])
         self._retry = retry
         self._session = session or requests.Session()
-        self._on_login = on_login
+        self._report = report
+        self._redactor = redactor or redact.Redactor()
         self._pacer = pacer
         self._lock = threading.Lock()
         self._token: str | None = None
@@ -178,8 +183,8 @@ class LoginAuth(SmartfloAuth):
             return True
 
     def _login(self, timeout: float) -> tuple[str, float]:
-        if self._on_login is not None:
-            self._on_login()
+        if self._report is not None:
+            self._report.sent(None, retry=False)
         started = self._pacer.wait() if self._pacer is not None else 0.0
         sent = time.monotonic()
         response = self._session.post(
@@ -227,7 +232,7 @@ class LoginAuth(SmartfloAuth):
             and body.get("success") is not False
             and token
         ):
-            redact.hide(str(token))
+            self._redactor.hide(str(token))
             return str(token), _lifetime(body.get("expires_in"))
         reason = redact.clip(str(body.get("message") or f"HTTP {status}"), QUOTED)
         msg = (
@@ -243,8 +248,10 @@ def _bearer(request: requests.PreparedRequest) -> str:
 
 
 def _lifetime(expires_in: object) -> float:
+    if not isinstance(expires_in, int | float | str):
+        return DEFAULT_TOKEN_SECONDS
     try:
-        seconds = float(t.cast("t.Any", expires_in))
-    except (TypeError, ValueError):
+        seconds = float(expires_in)
+    except ValueError:
         return DEFAULT_TOKEN_SECONDS
     return seconds if seconds > 0 else DEFAULT_TOKEN_SECONDS
