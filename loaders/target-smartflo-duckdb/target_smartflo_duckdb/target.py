@@ -69,7 +69,7 @@ class DuckDBConnector(SQLConnector):
         full_table_name: str | FullyQualifiedName,
         schema: dict,
         primary_keys: t.Sequence[str] | None = None,
-        partition_keys: t.Sequence[str] | None = None,
+        partition_keys: list[str] | None = None,
         as_temp_table: bool = False,
     ) -> None:
         # No key constraint (see the module's docstring): the sink keeps keys unique.
