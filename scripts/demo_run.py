@@ -234,7 +234,9 @@ def demo_run(env: dict[str, str]) -> None:
         f"  Department {gone!r} is gone from departments: users, departments, ivrs,"
         " my_numbers, broadcast_lists, broadcast_leads, broadcasts and"
         " dialer_campaigns are read whole every run, and rows Smartflo no longer"
-        " sends are deleted (ACTIVATE_VERSION, hard_delete)."
+        " sends are deleted (ACTIVATE_VERSION, hard_delete). Its calls stay, and"
+        " name a department departments no longer lists: the one dbt test that"
+        " warns (WARN=1) says so."
     )
     show_answers(path)
     print(
