@@ -10,8 +10,9 @@ changes from the SDK's defaults, and why:
   (the last record of a key in a batch wins); a stream without a key appends;
 - objects and arrays are JSON columns, integers BIGINT, numbers DOUBLE, date-time
   strings TIMESTAMP WITH TIME ZONE;
-- tables get no PRIMARY KEY constraint: DuckDB's key indexes make a delete and an
-  insert of one key in a transaction fail, and the upsert keeps keys unique itself.
+- tables get no PRIMARY KEY constraint: SQLAlchemy's PostgreSQL dialect, which
+  duckdb-engine builds on, makes an integer key a BIGSERIAL, a type DuckDB does not
+  have; the upsert keeps keys unique itself.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class DuckDBConnector(SQLConnector):
         partition_keys: list[str] | None = None,
         as_temp_table: bool = False,
     ) -> None:
-        # No key constraint (see the module's docstring): the sink keeps keys unique.
+        # No key constraint (see the module docstring): the sink keeps keys unique.
         super().create_empty_table(
             full_table_name, schema, None, partition_keys, as_temp_table
         )
