@@ -35,10 +35,6 @@ if t.TYPE_CHECKING:
 class DuckDBConnector(SQLConnector):
     """A DuckDB file through duckdb-engine."""
 
-    allow_temp_tables = True
-    allow_column_add = True
-    allow_merge_upsert = True
-
     @override
     def get_sqlalchemy_url(self, config: dict[str, t.Any]) -> str:
         Path(config["path"]).parent.mkdir(parents=True, exist_ok=True)
