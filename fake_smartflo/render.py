@@ -10,7 +10,7 @@ import json
 import typing as t
 from datetime import datetime, timedelta, timezone
 
-from fake_smartflo.data import IST, UTC
+from fake_smartflo.data import IST, UTC, client_number, is_inbound
 
 if t.TYPE_CHECKING:
     from fake_smartflo.data import (
@@ -111,7 +111,7 @@ def render_call(call: CallRecord) -> dict[str, object]:
         "id": call.id,
         "call_id": call_id_of(call),
         "uuid": f"{call.seq:08x}-4b1e-4c2a-9d3f-000000000000",
-        "direction": "inbound" if call.seq % 3 else "outbound",
+        "direction": "inbound" if is_inbound(call) else "outbound",
         "description": "Call answered" if call.answered else "Call missed",
         "detailed_description": f"Handled by {call.agent}",
         "status": "answered" if call.answered else "missed",
@@ -124,11 +124,14 @@ def render_call(call: CallRecord) -> dict[str, object]:
         "answered_seconds": str(answered) if shape else answered,
         "minutes_consumed": -(-answered // 60),
         "charges": ["0.50", 1, 0.75, "0"][shape],
-        "department_name": ["Sales", None, "Support", "Sales"][shape],
+        # Shape 1: a call that reached no department (an IVR hang-up, a direct dial).
+        "department_name": None
+        if shape == 1
+        else call.department or ["Sales", None, "Support", "Sales"][shape],
         "agent_number": "+919800000001",
         "agent_name": call.agent,
-        "client_number": f"+9198{call.seq:08d}",
-        "did_number": "+918000000000",
+        "client_number": client_number(call),
+        "did_number": call.did,
         "reason": None if call.answered else "Agent not available",
         "hangup_cause": "NORMAL_CLEARING",
         "notes": notes,
