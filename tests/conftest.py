@@ -20,7 +20,7 @@ if t.TYPE_CHECKING:
 #: The test files that run Meltano, by unit of work: a worker runs a unit whole, in
 #: one Meltano installation (the installation takes seconds; the runs take longer).
 #: The warehouse's (a demo run, loads and dbt builds) is a unit apart from the rest,
-#: so that the two largest units start at once, one on each worker.
+#: so that the two largest units start at once, each on a worker of its own.
 MELTANO_TESTS = {
     "tests/test_meltano.py": "meltano",
     "tests/test_postgres.py": "meltano",
@@ -40,7 +40,7 @@ class _MeltanoUnits(LoadScopeScheduling):
 def pytest_xdist_make_scheduler(
     config: pytest.Config, log: t.Any
 ) -> LoadScopeScheduling:
-    """Schedule the tests for pytest-xdist's workers (pyproject asks for two).
+    """Schedule the tests for pytest-xdist's workers (pyproject asks for three).
 
     pytest-xdist's own "loadgroup" would group the Meltano tests by a mark, but
     under pytest 9.2 it groups nothing (it renames the items' node ids, which
