@@ -127,9 +127,10 @@ def test_the_limit_learned_in_one_run_is_remembered_by_meltanos_state(
     meltano: Meltano,
 ):
     # Contacts only, small pages: requests enough for the first run to find the
-    # limit (4 a second, untold), and a second run that starts at its share.
+    # limit (3 a second, untold: the ramp of 2, then 3, a second meets it by the
+    # 6th of 12 pages), and a second run that starts at its share.
     with FakeSmartflo(
-        contacts=200, rate_limit=4, naive_tz=FakeSmartflo.base_time.tzinfo
+        contacts=120, rate_limit=3, naive_tz=FakeSmartflo.base_time.tzinfo
     ) as api:
         env = {
             "TAP_SMARTFLO_API_URL": api.url,
@@ -139,7 +140,7 @@ def test_the_limit_learned_in_one_run_is_remembered_by_meltanos_state(
         }
         meltano.ok("run", "tap-smartflo", "target-jsonl", **env)
         learned = meltano.state(STATE_ID)["singer_state"]["account"]
-        assert learned["requests_per_second"] in {3, 4}  # see test_pacing
+        assert learned["requests_per_second"] in {2, 3}  # see test_pacing
         api.requests.clear()
         meltano.ok("run", "tap-smartflo", "target-jsonl", **env)
     assert api.requests_to("/v1/contacts")
