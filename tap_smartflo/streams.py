@@ -10,8 +10,10 @@ from functools import cached_property
 from typing_extensions import override
 
 from tap_smartflo.call_windows import CALL_WINDOW_END_MARGIN, CallLedger, call_windows
+from tap_smartflo.callbacks import CallbackWindowsStream
 from tap_smartflo.client import SCHEMAS, SmartfloStream, UnpagedStream
 from tap_smartflo.custom_fields import CustomFieldColumns, is_custom_column
+from tap_smartflo.details import DetailsStream
 from tap_smartflo.incremental import IncrementalSmartfloStream, UpdatedAfterStream
 from tap_smartflo.normalize import (
     IST,
@@ -105,6 +107,67 @@ class UsersStream(SmartfloStream):
     primary_keys = ("id",)
     records_key = "data"
     page_param = "last_seen_id"
+
+    @override
+    def new_paginator(self) -> KeysetPaginator:
+        return KeysetPaginator(self.sizing)
+
+    @override
+    def get_child_context(self, record: Record, context: Context | None) -> Context:
+        return {"user_id": record["id"]}
+
+
+class UserDetailsStream(DetailsStream):
+    """Each user's details: ``GET /v1/user/{user_id}``, one request per user.
+
+    A child of users; an id the API answers with an error is skipped (see details).
+    """
+
+    name = "user_details"
+    path = "/v1/user/{user_id}"
+    primary_keys = ("id",)
+    parent_stream_type = UsersStream
+    id_key = "user_id"
+
+
+class DndListsStream(UpdatedAfterStream):
+    """DND lists: ``GET /v1/broadcast/dnd/lists``, ``cursor`` keyset pages of 100.
+
+    The cursor is the last id read, in ascending order (``sort_dir=asc``).
+    """
+
+    name = "dnd_lists"
+    path = "/v1/broadcast/dnd/lists"
+    primary_keys = ("id",)
+    records_key = "data"
+    page_param = "cursor"
+    max_page_size = 100
+
+    @override
+    def new_paginator(self) -> KeysetPaginator:
+        return KeysetPaginator(self.sizing)
+
+    @override
+    def get_url_params(
+        self, context: Context | None, next_page_token: t.Any
+    ) -> dict[str, t.Any]:
+        return {**super().get_url_params(context, next_page_token), "sort_dir": "asc"}
+
+
+class DndLeadsStream(SmartfloStream):
+    """Numbers on DND lists: ``GET /v1/broadcast/dnd/leads``, keyset pages, full table.
+
+    Only ``created_at`` exists, so every run reads them all (``last_seen_id`` over
+    24-hex ids, 100 a page), and a number taken off a list is gone (ACTIVATE_VERSION).
+    """
+
+    name = "dnd_leads"
+    path = "/v1/broadcast/dnd/leads"
+    primary_keys = ("id",)
+    records_key = "data"
+    page_param = "last_seen_id"
+    max_page_size = 100
+    converter_overrides: t.ClassVar[Mapping[str, Converter]] = {"id": to_id_text}
 
     @override
     def new_paginator(self) -> KeysetPaginator:
@@ -389,6 +452,19 @@ class CallRecordsStream(IncrementalSmartfloStream):
             window["from_date"],
             window["to_date"],
         )
+
+
+class ScheduledCallbacksStream(CallbackWindowsStream):
+    """Scheduled callbacks: ``GET /v1/dialer/schedule_call`` in date windows.
+
+    History from ``start_date``, and ``scheduled_callbacks_days_ahead`` ahead; each
+    run re-reads the lookback and the days ahead, emitting only what changed (see
+    callbacks).
+    """
+
+    name = "scheduled_callbacks"
+    path = "/v1/dialer/schedule_call"
+    primary_keys = ("id",)
 
 
 def _straddling(order: list[str | None], page_sizes: list[int]) -> set[str]:

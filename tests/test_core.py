@@ -23,6 +23,9 @@ API = FakeSmartflo(
     leads_per_list=5,
     broadcasts=150,
     dialer_campaigns=2,
+    dnd_lists=3,
+    dnd_leads_per_list=4,
+    callbacks=30,
 ).start()
 
 TestTapSmartflo = get_tap_test_class(

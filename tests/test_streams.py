@@ -33,6 +33,9 @@ def full_api(**quirks) -> FakeSmartflo:
         leads_per_list=3,
         broadcasts=120,
         dialer_campaigns=2,
+        dnd_lists=3,
+        dnd_leads_per_list=3,
+        callbacks=20,
         **quirks,
     )
 
@@ -52,6 +55,10 @@ def expected_ids(api: FakeSmartflo) -> dict[str, list]:
         ),
         "broadcasts": sorted(api.broadcast_store),
         "dialer_campaigns": sorted(str(i) for i in api.campaign_store),
+        "user_details": sorted(api.user_store),
+        "dnd_lists": sorted(api.dnd_list_store),
+        "dnd_leads": sorted(api.dnd_lead_store),
+        "scheduled_callbacks": sorted(api.callback_store),
     }
 
 
@@ -145,7 +152,9 @@ def test_a_full_run_touches_only_the_documented_read_paths(tap):
 
 def test_new_streams_cost_a_request_per_endpoint_per_list_and_per_100_broadcasts(tap):
     older = {"contacts", "contact_groups", "users", "call_records"}
-    streams = [stream for stream in STREAM_PATHS if stream not in older]
+    # What the DND, callback and user-details streams cost: test_more_streams.py.
+    later = {"user_details", "dnd_lists", "dnd_leads", "scheduled_callbacks"}
+    streams = [stream for stream in STREAM_PATHS if stream not in older | later]
     with FakeSmartflo(
         departments=3,
         ivrs=2,
