@@ -264,11 +264,16 @@ class MoreEndpoints(Endpoints):
             del self.dnd_lead_store[lead_id]
 
     def schedule_callbacks(
-        self, count: int, *, between: tuple[datetime, datetime]
+        self,
+        count: int,
+        *,
+        between: tuple[datetime, datetime],
+        pending: bool = False,
     ) -> list[int]:
         """Schedule ``count`` callbacks at random whole minutes in ``between``.
 
-        Those due more than an hour ago are done (some never made: pending).
+        Those due more than an hour ago are mostly done (some never made), unless
+        ``pending``: then none is done yet.
         """
         rng = self.more_rng
         low, high = between
@@ -280,7 +285,11 @@ class MoreEndpoints(Endpoints):
                 at = low + timedelta(minutes=rng.randint(0, minutes))
                 callback_id = 52001 + len(self.callback_store)
                 created = min(at, now) - timedelta(days=rng.randint(0, 5), seconds=7)
-                made = at < now - timedelta(hours=1) and rng.random() < 0.8  # noqa: PLR2004
+                made = (
+                    at < now - timedelta(hours=1)
+                    and rng.random() < 0.8  # noqa: PLR2004
+                    and not pending
+                )
                 self.callback_store[callback_id] = Callback(
                     id=callback_id,
                     agent_id=rng.choice([370701, 370702, 370703]),

@@ -199,6 +199,7 @@ class CallbackWindowsStream(IncrementalSmartfloStream):
             state[EMITTED_KEY] = digests.during()
             self.advance_bookmark(context, min(end, run_started))
         state[EMITTED_KEY] = digests.after()
+        self._end_bookmark_at(context, run_started)
         self.services.report.reached(self.name, 1.0, span)
         if strays:
             self.logger.warning(
@@ -209,6 +210,22 @@ class CallbackWindowsStream(IncrementalSmartfloStream):
                 self.path,
                 strays,
             )
+
+    def _end_bookmark_at(self, context: Context | None, run_started: datetime) -> None:
+        """Make the run's start the bookmark the SDK promotes at the stream's end.
+
+        The SDK's markers hold the due time of the last callback emitted, which may
+        lie weeks ahead (it would cap that at the run's start, in its own format)
+        or in the lookback (it would move the bookmark back). A bookmark already
+        past the run's start (the state warned of it) is left as it is.
+        """
+        markers = self._progress_markers(context)
+        previous = self._previous_bookmark(context)
+        if previous is not None and previous > run_started:
+            markers.pop("replication_key", None)
+            markers.pop("replication_key_value", None)
+        else:
+            markers["replication_key_value"] = format_utc(run_started)
 
     def _window_records(
         self, context: Context | None, start: datetime, end: datetime

@@ -67,21 +67,23 @@ class DetailsStream(UnpagedStream):
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         try:
             yield from super().request_records(context)
-        except (ErrorBodyError, RequestRefusedError) as exc:
-            self._skip(context, exc)
+        except ErrorBodyError as exc:
+            self._skip(context, str(exc))
+        except RequestRefusedError as exc:
+            self._skip(context, f"HTTP {exc.status}{exc.said}")
         except EndpointError as exc:
             # 404 on a path the API has (it answers unknown paths 403): no such id.
             if exc.status != HTTPStatus.NOT_FOUND:
                 raise
-            self._skip(context, exc)
+            self._skip(context, f"HTTP {exc.status}{exc.said}")
 
-    def _skip(self, context: Context | None, error: Exception) -> None:
+    def _skip(self, context: Context | None, answer: str) -> None:
         asked = (context or {}).get(self.id_key)
         self.logger.warning(
-            "%s: skipped %s %s, which the API answered with an error (%s); the run "
-            "goes on",
+            "%s: skipped %s %s, which %s answered with an error (%s); the run goes on",
             self.name,
             self.id_key,
             asked,
-            error,
+            self.path_for(context),
+            answer,
         )

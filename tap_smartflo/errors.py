@@ -30,11 +30,12 @@ class SmartfloError(FatalAPIError):
 class EndpointError(SmartfloError):
     """The API refuses one endpoint (403, 404) while others may work."""
 
-    def __init__(self, message: str, *, status: int, path: str) -> None:
-        """Say why, with the HTTP status and the path it answered."""
+    def __init__(self, message: str, *, status: int, path: str, said: str = "") -> None:
+        """Say why, with the HTTP status, the path it answered and what it said."""
         super().__init__(message)
         self.status = status
         self.path = path
+        self.said = said
 
 
 class ErrorBodyError(SmartfloError):
@@ -146,7 +147,7 @@ def error_for(
             else f"Smartflo answered HTTP 404 on {path}: this server does not have "
             "the endpoint (check api_url)"
         )
-        return EndpointError(message, status=status, path=path)
+        return EndpointError(message, status=status, path=path, said=said)
     if (
         status == HTTPStatus.TOO_MANY_REQUESTS
         or status >= HTTPStatus.INTERNAL_SERVER_ERROR
