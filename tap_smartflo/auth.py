@@ -22,6 +22,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
     from tap_smartflo.pacing import Pacer
+    from tap_smartflo.report import RunReport
     from tap_smartflo.retry import RetryPolicy
 
 LOGIN_PATH = "/v1/auth/login"
@@ -108,9 +109,9 @@ class LoginAuth(SmartfloAuth):
         retry: RetryPolicy,
         session: requests.Session | None = None,
         pacer: Pacer | None = None,
-        on_login: t.Callable[[], None] | None = None,
+        report: RunReport | None = None,
     ) -> None:
-        """Prepare to log in with the tap's settings (``on_login`` counts each try).
+        """Prepare to log in with the tap's settings (``report`` counts each try).
 
         A login is a request like any other: it waits on ``pacer``, the account's.
         """
@@ -122,7 +123,7 @@ class LoginAuth(SmartfloAuth):
         self._timeout = float(config["request_timeout"])
         self._retry = retry
         self._session = session or requests.Session()
-        self._on_login = on_login
+        self._report = report
         self._pacer = pacer
         self._lock = threading.Lock()
         self._token: str | None = None
@@ -178,8 +179,8 @@ class LoginAuth(SmartfloAuth):
             return True
 
     def _login(self, timeout: float) -> tuple[str, float]:
-        if self._on_login is not None:
-            self._on_login()
+        if self._report is not None:
+            self._report.sent(None, retry=False)
         started = self._pacer.wait() if self._pacer is not None else 0.0
         sent = time.monotonic()
         response = self._session.post(
@@ -243,8 +244,10 @@ def _bearer(request: requests.PreparedRequest) -> str:
 
 
 def _lifetime(expires_in: object) -> float:
+    if not isinstance(expires_in, int | float | str):
+        return DEFAULT_TOKEN_SECONDS
     try:
-        seconds = float(t.cast("t.Any", expires_in))
-    except (TypeError, ValueError):
+        seconds = float(expires_in)
+    except ValueError:
         return DEFAULT_TOKEN_SECONDS
     return seconds if seconds > 0 else DEFAULT_TOKEN_SECONDS

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import typing as t
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
 
 import msgspec
 from typing_extensions import override
@@ -33,7 +33,8 @@ from tap_smartflo.call_windows import CALL_HISTORY_START, time_windows
 from tap_smartflo.errors import ErrorBodyError, RequestRefusedError, SmartfloError
 from tap_smartflo.incremental import EMITTED_KEY, IncrementalSmartfloStream
 from tap_smartflo.normalize import IST, UTC, format_utc, query_time
-from tap_smartflo.pagination import PageSize, SinglePage
+from tap_smartflo.pages import Unpaged
+from tap_smartflo.pagination import PageSize
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -114,6 +115,16 @@ class CallbackDigests:
         }
 
 
+@dataclass(frozen=True)
+class DateWindow(Unpaged):
+    """All of a window's callbacks at once: no ``limit``, so none to refuse."""
+
+    @override
+    def size(self, page_size: int, remembered: int | None) -> PageSize:
+        # A 422 here is about the window, never a limit to step down from.
+        return PageSize()
+
+
 class CallbackWindowsStream(IncrementalSmartfloStream):
     """Callbacks read in ``from_date``/``to_date`` windows, emitted when they change.
 
@@ -122,17 +133,8 @@ class CallbackWindowsStream(IncrementalSmartfloStream):
     """
 
     records_key: str | None = "data"
+    paging = DateWindow()
     replication_key = "schedule_date_time"
-
-    @cached_property
-    @override
-    def sizing(self) -> PageSize:
-        # No limit is sent: a 422 is about the window, never a limit to step down.
-        return PageSize()
-
-    @override
-    def new_paginator(self) -> SinglePage:
-        return SinglePage()
 
     @property
     @override

@@ -15,53 +15,45 @@ its end); 429, 5xx and broken connections are retried.
 from __future__ import annotations
 
 import typing as t
-from functools import cached_property
+from dataclasses import dataclass
 from http import HTTPStatus
 
 from typing_extensions import override
 
-from tap_smartflo.client import UnpagedStream
 from tap_smartflo.errors import EndpointError, ErrorBodyError, RequestRefusedError
+from tap_smartflo.pages import Unpaged
 from tap_smartflo.pagination import PageSize
 from tap_smartflo.transport import OneRecord
+from tap_smartflo.versions import FullTableStream
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     from singer_sdk.helpers.types import Context
 
 
-class DetailsStream(UnpagedStream):
+@dataclass(frozen=True)
+class OneObject(Unpaged):
+    """One request, no parameters, one object: no ``limit`` is sent, or refused."""
+
+    @override
+    def size(self, page_size: int, remembered: int | None) -> PageSize:
+        # A 422 here is about the id, never a limit to step down from.
+        return PageSize()
+
+
+class DetailsStream(FullTableStream):
     """One object per parent record, under ``data``; ids the API does not know skipped.
 
-    The object's ``id`` is the parent's (from the context) when the API leaves it out.
+    The object carries its ``id``, as the list it details does.
     """
 
     records_key: str | None = OneRecord("data")
+    paging = OneObject()
     #: One state for the stream, not one per parent record.
     state_partitioning_keys: t.ClassVar[list[str]] = []
     #: The context key that holds the id the path asks for.
     id_key: t.ClassVar[str] = "id"
-
-    @cached_property
-    @override
-    def sizing(self) -> PageSize:
-        # No limit is sent, so a 422 is never a refused limit to step down from.
-        return PageSize()
-
-    @override
-    def iter_pages(
-        self, context: Context | None
-    ) -> Iterator[tuple[dict[str, t.Any], list[t.Any]]]:
-        asked = (context or {}).get(self.id_key)
-        for body, records in super().iter_pages(context):
-            yield (
-                body,
-                [
-                    {"id": asked, **raw} if isinstance(raw, dict) else raw
-                    for raw in records
-                ],
-            )
 
     @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:

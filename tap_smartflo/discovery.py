@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import typing as t
+from functools import cached_property
 
 import requests
 from singer_sdk.exceptions import FatalAPIError
@@ -52,6 +53,41 @@ DISCOVERY_TIMEOUT_SECONDS = 10.0
 #: The stream whose schema gets the columns.
 CONTACTS = "contacts"
 Columns = dict[str, dict[str, t.Any]]
+
+
+class ContactColumns:
+    """Contacts' custom-field columns, found once (on first use) for the whole run."""
+
+    def __init__(
+        self,
+        config: Mapping[str, t.Any],
+        catalog: Catalog | None,
+        transport: Transport,
+        logger: logging.Logger,
+        *,
+        strict: bool,
+    ) -> None:
+        """Columns from ``catalog``, else discovered through ``transport``.
+
+        ``strict`` (a discovery of its own): credentials the API refuses raise
+        rather than cost the columns.
+        """
+        self.config = config
+        self.catalog = catalog
+        self.transport = transport
+        self.logger = logger
+        self.strict = strict
+
+    @cached_property
+    def columns(self) -> Columns:
+        """Name -> schema of each column."""
+        return contact_columns(
+            self.config,
+            self.catalog,
+            self.transport,
+            self.logger,
+            strict=self.strict,
+        )
 
 
 def contact_columns(

@@ -27,6 +27,14 @@ class SmartfloError(FatalAPIError):
     """A permanent failure, with a message that says what to fix."""
 
 
+class RunFailedError(SmartfloError):
+    """Streams could not be read, though the run went on: one line for each."""
+
+    def __init__(self, lines: list[str]) -> None:  # noqa: D107
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
 class EndpointError(SmartfloError):
     """The API refuses one endpoint (403, 404) while others may work."""
 

@@ -220,7 +220,7 @@ class IncrementalSmartfloStream(SmartfloStream):
         ):
             state["replication_key"] = self.replication_key
             state["replication_key_value"] = value
-            self.services.write_state()
+            self.services.output.write_state()
 
 
 class UpdatedAfterStream(IncrementalSmartfloStream):

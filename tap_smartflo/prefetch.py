@@ -38,6 +38,15 @@ Send = t.Callable[[threading.Event], Page]
 #: Runs a ``Send`` away from the caller; its outcome lands in the future.
 Background = t.Callable[[Send, threading.Event], "Future[Page]"]
 
+
+class Paced(t.Protocol):
+    """What keeps the pace: the seconds between request starts it allows now."""
+
+    @property
+    def interval(self) -> float:  # noqa: D102
+        ...
+
+
 #: Fetch pages ahead once waiting for a page takes this share of writing one, and
 #: at least SLOW_WAIT seconds: below that, threads cost more than they hide.
 NETWORK_SHARE = 0.5
@@ -74,13 +83,13 @@ def read_pages(  # noqa: PLR0913 (the pages, and what decides how many ahead)
     workers: int,
     clock: Callable[[], float] = time.monotonic,
     background: Background = in_background,
-    pace: Callable[[], float] = lambda: 0.0,
+    pace: Paced | None = None,
 ) -> Iterator[Page]:
     """Yield (body, records) for every page, in page order.
 
     ``request(token)`` is called on the caller's thread (it prepares the request);
-    the ``Send`` it returns may run on another. ``pace()`` is the seconds between
-    request starts the account's pace allows: a wait it explains is no reason to
+    the ``Send`` it returns may run on another. ``pace.interval`` is the seconds
+    between request starts the account's pace allows: a wait it explains is no reason to
     read ahead (pages would come no sooner, and some would go past the end).
     """
     if not isinstance(paginator, PageNumberPaginator) or workers == 1:
@@ -105,10 +114,11 @@ def read_pages(  # noqa: PLR0913 (the pages, and what decides how many ahead)
             yield body, records
             written = clock() - writing_since
             if token > paginator.start:  # the first request also connects
+                interval = 0.0 if pace is None else pace.interval
                 waits.add(waited)
                 writes.add(written)
                 if next_token is not None and waits.mean > max(
-                    SLOW_WAIT, writes.mean * NETWORK_SHARE, pace() * PACED_WAIT
+                    SLOW_WAIT, writes.mean * NETWORK_SHARE, interval * PACED_WAIT
                 ):
                     most = max(1, AHEAD_RECORDS // max(paginator.largest, 1))
                     ahead = min(max(1, ahead * 2), workers, most)

@@ -54,19 +54,27 @@ class StreamStats:
     span: str = ""
 
 
+class Selection(t.Protocol):
+    """What says which streams a run extracts (the tap, once its catalog is read)."""
+
+    @property
+    def selected_streams(self) -> Collection[str]:  # noqa: D102
+        ...
+
+
 class RunReport:
     """The refused streams, the counts and the progress lines of one run."""
 
     def __init__(
         self,
-        selected: Callable[[], Collection[str]],
+        selection: Selection,
         *,
         logger: logging.Logger,
         progress_interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Judge refusals by ``selected()``; log progress each interval (0: off)."""
-        self._selected = selected
+        """Judge refusals by ``selection``; log progress each interval (0: off)."""
+        self.selection = selection
         self.logger = logger
         self.progress_interval = progress_interval
         self.clock = clock
@@ -97,7 +105,7 @@ class RunReport:
         """
         self.skipped[stream] = str(error)
         self.refusals[stream] = error.status
-        if set(self._selected()) <= set(self.skipped):
+        if set(self.selection.selected_streams) <= set(self.skipped):
             raise SmartfloError("; ".join(sorted(set(self.skipped.values()))))
         if extracted_before:
             self.lost[stream] = (
@@ -231,7 +239,7 @@ class RunReport:
         lines = []
         totals = StreamStats()
         streams = 0
-        for name in self._selected():
+        for name in self.selection.selected_streams:
             stats = self.stats.get(name, StreamStats())
             streams += 1
             totals.records += stats.records

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import signal
 import sys
+import threading
 import typing as t
 from functools import cached_property
 
@@ -18,10 +19,16 @@ from typing_extensions import override
 from tap_smartflo import redact
 from tap_smartflo.auth import LoginAuth, SmartfloAuth, TokenAuth
 from tap_smartflo.client import Services
-from tap_smartflo.discovery import contact_columns
-from tap_smartflo.errors import CredentialsRefusedError, EndpointError, SmartfloError
+from tap_smartflo.discovery import ContactColumns
+from tap_smartflo.errors import (
+    CredentialsRefusedError,
+    EndpointError,
+    RunFailedError,
+    SmartfloError,
+)
 from tap_smartflo.memory import AccountMemory, saved_account
 from tap_smartflo.normalize import NormalizationError
+from tap_smartflo.output import Output
 from tap_smartflo.pacing import Pacer
 from tap_smartflo.report import FULL_TABLE, RunReport
 from tap_smartflo.retry import RetryPolicy
@@ -95,8 +102,18 @@ class TapSmartflo(Tap):
     config_jsonschema = CONFIG_SCHEMA
 
     @override
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *, setup_mapper: bool = True, **kwargs: t.Any) -> None:
+        # The SDK builds the catalog (discovery, which sends requests) before it
+        # loads the state. The tap first loads the state, so that discovery's
+        # requests already keep the pace the account memory remembers, and puts in
+        # its own stop handlers (see ``stop``), so that a signal during discovery
+        # is not handled as the SDK would.
+        super().__init__(setup_mapper=False, **kwargs)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self.stop)
+            signal.signal(signal.SIGTERM, self.stop)
+        if setup_mapper:
+            self.setup_mapper()
         if self.input_catalog is not None:
             known = set(STREAM_ORDER)
             unknown = sorted(set(self.input_catalog) - known)
@@ -117,15 +134,10 @@ class TapSmartflo(Tap):
     @property
     @override
     def streams(self) -> dict[str, Stream]:
-        # The SDK orders streams by name; the tap syncs (and lists) them in its own
-        # order (see STREAM_TYPES).
+        # Public SDK API. The SDK orders streams by name; the tap syncs (and lists)
+        # them in its own order (see STREAM_TYPES).
         streams = super().streams
-        order = list(streams)
-        wanted = sorted(order, key=lambda name: (STREAM_ORDER.get(name, 99), name))
-        if order != wanted:
-            streams = {name: streams[name] for name in wanted}
-            self._streams = streams  # the SDK's cache of this property
-        return streams
+        return {name: streams[name] for name in sorted(streams, key=_stream_order)}
 
     #: Whether the sync has begun: the state is loaded (``invoke`` sets it).
     syncing = False
@@ -157,18 +169,17 @@ class TapSmartflo(Tap):
         """What the tap remembers of the account, mirrored into its STATE."""
         return AccountMemory(t.cast("dict[str, t.Any]", self.state))
 
-    @override
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        # An SDK internal, overridden here alone: 0.54 has no public hook for what
-        # a stop signal does. The SDK writes the STATE and exits 0, on SIGTERM and
-        # Ctrl-C alike. Before the sync began (during discovery, say) that STATE
-        # is empty, and a scheduler would save it over the real one; and a run
-        # that was stopped did not succeed. So: the STATE only once syncing, then
-        # the exit code a shell reports for the signal (128 + its number).
-        # tests/test_cli.py (the stopped runs) fails if the SDK stops calling it.
+    def stop(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        """Stop on SIGTERM or Ctrl-C: STATE once syncing, then exit 128 + signum.
+
+        The SDK's own handler writes the STATE and exits 0. Before the sync began
+        (during discovery, say) that STATE is empty, and a scheduler would save it
+        over the real one; and a run that was stopped did not succeed, so it ends
+        with the code a shell reports for the signal. tests/test_cli.py stops runs.
+        """
         if self.syncing:
-            with contextlib.suppress(SystemExit):
-                super()._handle_termination(signum, frame)
+            self.logger.info("Stopped by signal %d: writing the STATE", signum)
+            self.state_writer.write_state(self.state)
         else:
             self.logger.info(
                 "Stopped before the sync began: no STATE written, the saved state "
@@ -219,7 +230,7 @@ class TapSmartflo(Tap):
             pacer=pacer,
         )
         report = RunReport(
-            selected=lambda: [s.name for s in self.streams.values() if s.selected],
+            self,
             logger=self.logger,
             progress_interval=float(config["progress_interval_seconds"]),
         )
@@ -236,7 +247,7 @@ class TapSmartflo(Tap):
                 retry,
                 make_session(str(config["api_url"]), 1),
                 pacer,
-                on_login=lambda: report.sent(None, retry=False),
+                report,
             )
         )
         transport = Transport(
@@ -252,23 +263,23 @@ class TapSmartflo(Tap):
         return Services(
             transport=transport,
             report=report,
-            write_state=lambda: self.state_writer.write_state(self.state),
-            write_message=self.write_message,
+            output=Output(self.message_writer, self.state_writer, self.state),
             table_version=self.initialized_at,
             memory=self.memory,
-            contact_columns=lambda: self.contact_columns,
+            # Built with the streams: for --discover, once ``discovering`` is set.
+            contact_columns=ContactColumns(
+                config,
+                self.input_catalog,
+                transport,
+                self.logger,
+                strict=self.discovering,
+            ),
         )
 
-    @cached_property
-    def contact_columns(self) -> dict[str, dict[str, t.Any]]:
-        """Contacts' custom-field columns: the input catalog's, else discovered now."""
-        return contact_columns(
-            self.config,
-            self.input_catalog,
-            self.services.transport,
-            self.logger,
-            strict=self.discovering,
-        )
+    @property
+    def selected_streams(self) -> list[str]:
+        """The streams this run extracts (for the report)."""
+        return [name for name, stream in self.streams.items() if stream.selected]
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -278,13 +289,13 @@ class TapSmartflo(Tap):
         # fills in defaults) quotes offending values: those are masked too.
         redact.install()
         for name in SECRET_SETTINGS:
-            secret = str(self._config.get(name) or "")
+            secret = str(self.config.get(name) or "")
             redact.hide(secret)
             redact.hide(secret.strip())  # as the API token is sent
         errors = [
             redact.mask(error) for error in super()._validate_config(raise_errors=False)
         ]
-        errors += setting_errors(self._config)
+        errors += setting_errors(self.config)
         if errors and raise_errors:
             msg = "Config validation failed"
             raise ConfigValidationError(
@@ -369,48 +380,59 @@ class TapSmartflo(Tap):
     ) -> None:
         """Run the tap; a permanent failure ends it with one line and exit code 1.
 
-        The SDK's ``Tap.invoke`` (--about, the version line, build the tap, sync all)
-        is spelled out here so that the run keeps its tap: after every stream is
-        synced, streams that used to be extracted and are refused now fail the run.
+        What the SDK's ``Tap.invoke`` does (--about, the version line, build the
+        tap, ``sync_all``), through public methods, keeping the tap: the SDK has no
+        hook after ``sync_all`` (it is final), where the run's summary is written
+        and streams refused now but extracted before fail the run.
         """
-        super(Tap, cls).invoke(about=about, about_format=about_format)
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
         cls.print_version(print_fn=cls.logger.info)
         saved = _checked_json(state, "--state")
+        if saved is not None:  # the SDK takes anything but an object for a path
+            saved = state_object(saved, cls.logger.warning)
         try:
             tap = cls(
                 config=config.config if config is not None else {},
-                # The SDK takes anything but an object for a file's path.
-                state=None
-                if saved is None
-                else state_object(saved, cls.logger.warning),
+                state=saved,
                 catalog=_checked_json(catalog, "--catalog"),
                 parse_env_config=config is not None and config.parse_env,
                 validate_config=True,
             )
+            tap.run()
+        except RunFailedError as exc:
+            _fail(*exc.lines)
         except (FatalAPIError, NormalizationError) as exc:
             _fail(str(exc))
-        tap.syncing = True
-        try:
-            tap.sync_all()
-        except (FatalAPIError, NormalizationError) as exc:
-            _fail(str(exc), before=tap.summary("failed"))
         except requests.exceptions.RequestException as exc:
-            _fail(_unreachable(exc), before=tap.summary("failed"))
+            _fail(_unreachable(exc))
+
+    def run(self) -> None:
+        """Sync every selected stream, then end with the run's summary.
+
+        Raises:
+            RunFailedError: when streams that used to be extracted are refused now
+                (once every other stream was extracted and its STATE emitted).
+        """
+        self.syncing = True
+        try:
+            self.sync_all()
         except SystemExit:
-            # A stop signal (see _handle_termination): STATE written, exit 128 + n.
-            tap.log_summary("stopped")
+            # A stop signal (see ``stop``): STATE written, exit 128 + n.
+            self.log_summary("stopped")
             raise
         except BaseException:
-            tap.log_summary("failed")  # the SDK logs the traceback
+            self.log_summary("failed")  # the caller says why
             raise
         # What the run learned of the account goes out even when its last stream
         # read nothing new.
-        tap.memory.flush()
-        tap.state_writer.write_state(tap.state)
-        if failures := tap.services.report.failures():
-            # Every other stream was extracted and its STATE emitted first.
-            _fail(*failures, before=tap.summary("failed"))
-        tap.log_summary("succeeded")
+        self.memory.flush()
+        self.state_writer.write_state(self.state)
+        if failures := self.services.report.failures():
+            self.log_summary("failed")
+            raise RunFailedError(failures)
+        self.log_summary("succeeded")
 
     def summary(self, outcome: str) -> list[str]:
         """The run's closing lines: one per selected stream, then one for the run."""
@@ -476,6 +498,10 @@ def _checked_json(file: t.IO[str] | None, option: str) -> t.Any:  # noqa: ANN401
         return json.loads(file.read())
     except ValueError as exc:
         _fail(f"The {option} file {file.name} is not valid JSON ({exc})")
+
+
+def _stream_order(name: str) -> tuple[int, str]:
+    return (STREAM_ORDER.get(name, 99), name)
 
 
 if __name__ == "__main__":

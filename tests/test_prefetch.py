@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing as t
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from tap_smartflo.pagination import KeysetPaginator, PageNumberPaginator
 from tap_smartflo.prefetch import read_pages
@@ -71,6 +72,13 @@ class FakeApi:
         return future
 
 
+@dataclass(frozen=True)
+class Paced:
+    """A pace that allows a request every ``interval`` seconds."""
+
+    interval: float
+
+
 def read(api: FakeApi, paginator, workers: int = 4, pace: float = 0.0) -> list[int]:
     pages = read_pages(
         api.request,
@@ -78,7 +86,7 @@ def read(api: FakeApi, paginator, workers: int = 4, pace: float = 0.0) -> list[i
         workers=workers,
         clock=api.clock,
         background=api.background,
-        pace=lambda: pace,
+        pace=Paced(pace),
     )
     return [r["id"] for _, records in pages for r in records]
 

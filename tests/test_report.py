@@ -25,9 +25,13 @@ def clock() -> Clock:
     return Clock()
 
 
+class Selection:
+    selected_streams = STREAMS
+
+
 def new_report(clock: Clock, interval: float = 30) -> RunReport:
     return RunReport(
-        lambda: STREAMS,
+        Selection(),
         logger=logging.getLogger("tap-smartflo.test"),
         progress_interval=interval,
         clock=clock,
