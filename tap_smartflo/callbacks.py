@@ -200,6 +200,9 @@ class CallbackWindowsStream(IncrementalSmartfloStream):
                     yield record
             state[EMITTED_KEY] = digests.during()
             self.advance_bookmark(context, min(end, run_started))
+            # The digests of what this window emitted, even where the bookmark
+            # stays (a window ahead): a run that fails later resumes from them.
+            self.services.output.write_state()
         state[EMITTED_KEY] = digests.after()
         self._end_bookmark_at(context, run_started)
         self.services.report.reached(self.name, 1.0, span)

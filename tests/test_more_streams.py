@@ -8,6 +8,7 @@ user id the API does not know.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import typing as t
 from collections import Counter
@@ -311,7 +312,45 @@ def test_a_third_run_with_nothing_changed_emits_no_callback_and_keeps_a_small_st
     )
 
 
-@pytest.mark.parametrize("status", [400, 404, 422])
+def test_a_run_that_fails_midway_leaves_a_state_true_to_what_it_emitted(tap):
+    with account() as api:
+        first = tap(config(api), streams=["scheduled_callbacks"])
+        # Due tomorrow: in the second run's first window (the lookback onward).
+        callback = min(
+            (c for c in api.callback_store.values() if c.scheduled_at > NOW),
+            key=lambda c: c.scheduled_at,
+        )
+        original = dataclasses.replace(callback)
+        api.make_callback(callback.id)
+        windows = 0
+
+        def second_window_fails(body: t.Any) -> t.Any:
+            nonlocal windows
+            windows += "ok" in body
+            return {"ok": False, "message": "Server busy"} if windows == 2 else body
+
+        api.body_filter = second_window_fails
+        failed = tap(
+            config(api), streams=["scheduled_callbacks"], state=first.final_state
+        )
+        api.body_filter = None
+        # Exactly as it was before (undone): the target now holds the made one.
+        api.callback_store[callback.id] = original
+        third = tap(
+            config(api), streams=["scheduled_callbacks"], state=failed.final_state
+        )
+        fresh = tap(config(api), streams=["scheduled_callbacks"])
+    assert failed.returncode == 1
+    assert [r["status"] for r in failed.records("scheduled_callbacks")] == [DONE]
+    assert third.returncode == 0, third.stderr
+    assert [r["id"] for r in third.records("scheduled_callbacks")] == [callback.id]
+    warehouse = Warehouse()
+    for run in (first, failed, third):
+        warehouse.load(run)
+    assert warehouse.rows("scheduled_callbacks") == by_id(fresh, "scheduled_callbacks")
+
+
+@pytest.mark.parametrize("status", [200, 400, 404, 422])
 def test_a_user_id_answered_with_an_error_is_skipped_with_one_warning(tap, status):
     with account(
         users=5,
