@@ -15,7 +15,8 @@ Their data, the changes tests make between runs, and their endpoints with the qu
   (naive ``Y-m-d H:i:s``, IST, inclusive, on ``schedule_date_time``) and span at
   most ``callback_window_days``; otherwise a 422 with ``{"ok": false, ...}``.
   ``schedule_date_time`` and ``call_end_time`` are naive IST, ``created_at`` and
-  ``updated_at`` like ``2025-01-22T03:03:49.000Z``;
+  ``updated_at`` like ``2025-01-22T03:03:49.000Z``. ``ignore_callback_dates``
+  serves a server that returns every callback whatever the dates;
 - ``GET /v1/user/{user_id}``: ``{"data": {...}}``; an unknown id (or one in
   ``broken_user_details``) answers ``user_details_error_status`` with an error body.
 """
@@ -185,6 +186,8 @@ class MoreEndpoints(Endpoints):
     callback_ahead: timedelta = timedelta(days=20)
     #: The widest from_date/to_date range the server accepts.
     callback_window_days: int = 31
+    #: A server that ignores from_date/to_date (once both are given).
+    ignore_callback_dates: bool = False
     ignore_dnd_updated_after: bool = False
     ignore_dnd_last_seen_id: bool = False
     #: Users whose details answer an error (as an unknown id does).
@@ -375,7 +378,11 @@ class MoreEndpoints(Endpoints):
         low, high = low.replace(tzinfo=IST), high.replace(tzinfo=IST)
         with self.lock:
             rows = sorted(self.callback_store.values(), key=lambda c: c.scheduled_at)
-        due = [render_callback(c) for c in rows if low <= c.scheduled_at <= high]
+        due = [
+            render_callback(c)
+            for c in rows
+            if self.ignore_callback_dates or low <= c.scheduled_at <= high
+        ]
         return {"ok": True, "message": "Scheduled calls", "data": due}
 
     def user_details(self, params: Params) -> Body:

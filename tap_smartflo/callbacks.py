@@ -13,8 +13,9 @@ windows of CALLBACK_WINDOW_DAYS:
 The bookmark is the run's start: every callback due before it was read as it stood
 then. What can still change is re-read every run, but emitted only if it changed:
 the state keeps a digest (12 hex digits) of each callback due from the run's start
-less the lookback onward, as this run emitted it (``CallbackDigests``); the next
-run emits a callback only when its digest differs, or it is new. The state stays as
+less the lookback (and a day's slack) onward, as this run emitted it
+(``CallbackDigests``); the next run emits a callback only when its digest differs,
+or it is new. The state stays as
 small as that range: a few bytes per callback due in the lookback and the days
 ahead. See docs/scheduled-callbacks.md for what the lookback covers, and what not.
 """
@@ -177,9 +178,13 @@ class CallbackWindowsStream(IncrementalSmartfloStream):
             self.replicate_from(context), run_started, self.days_ahead
         )
         state = self.get_context_state(context)
+        # The next run reads from here, and takes near misses a slack earlier.
+        keep_from = run_started - self.lookback - CALLBACK_WINDOW_SLACK
         digests = CallbackDigests(
-            state.get(EMITTED_KEY), keep_from=format_utc(run_started - self.lookback)
+            state.get(EMITTED_KEY), keep_from=format_utc(keep_from)
         )
+        if not windows:  # a bookmark past the range (the state warned of it)
+            return
         keys = self.primary_keys or ()
         first, last = windows[0][0], windows[-1][1]
         span = f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"

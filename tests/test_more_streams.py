@@ -350,6 +350,26 @@ def test_a_run_that_fails_midway_leaves_a_state_true_to_what_it_emitted(tap):
     assert warehouse.rows("scheduled_callbacks") == by_id(fresh, "scheduled_callbacks")
 
 
+def test_a_server_that_ignores_the_dates_gives_each_callback_once(tap):
+    with account(ignore_callback_dates=True) as api:
+        first = tap(config(api), streams=["scheduled_callbacks"])
+        made = min(
+            (c for c in api.callback_store.values() if c.scheduled_at > NOW),
+            key=lambda c: c.scheduled_at,
+        ).id
+        api.make_callback(made)
+        second = tap(
+            config(api), streams=["scheduled_callbacks"], state=first.final_state
+        )
+    assert first.returncode == second.returncode == 0, first.stderr
+    assert sorted(by_id(first, "scheduled_callbacks")) == sorted(api.callback_store)
+    # Every callback came back in each window; only the one made is emitted.
+    assert [r["id"] for r in second.records("scheduled_callbacks")] == [made]
+    warned = [line for line in first.stderr.splitlines() if "outside" in line]
+    assert len(warned) == 1
+    assert "does not filter by these dates" in warned[0]
+
+
 @pytest.mark.parametrize("status", [200, 400, 404, 422])
 def test_a_user_id_answered_with_an_error_is_skipped_with_one_warning(tap, status):
     with account(
