@@ -15,8 +15,8 @@ import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_smartflo import redact
+from tap_smartflo.bodies import DEADLINE_TIMEOUTS, MEGABYTE, read_body
 from tap_smartflo.errors import QUOTED, LoginRefusedError, redirect_error
-from tap_smartflo.transport import DEADLINE_TIMEOUTS, MEGABYTE, read_body
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -103,17 +103,20 @@ class LoginAuth(SmartfloAuth):
 
     credential = "email and password"
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (the settings, and the run's collaborators)
         self,
         config: Mapping[str, t.Any],
         retry: RetryPolicy,
         session: requests.Session | None = None,
+        *,
         pacer: Pacer | None = None,
         report: RunReport | None = None,
+        redactor: redact.Redactor | None = None,
     ) -> None:
         """Prepare to log in with the tap's settings (``report`` counts each try).
 
         A login is a request like any other: it waits on ``pacer``, the account's.
+        Each token a login issues is hidden by ``redactor``, the run's.
         """
         self._url = str(config["api_url"]).rstrip("/") + LOGIN_PATH
         # Missing credentials stop a sync before any request (settings.py); a
@@ -124,6 +127,7 @@ class LoginAuth(SmartfloAuth):
         self._retry = retry
         self._session = session or requests.Session()
         self._report = report
+        self._redactor = redactor or redact.Redactor()
         self._pacer = pacer
         self._lock = threading.Lock()
         self._token: str | None = None
@@ -228,7 +232,7 @@ class LoginAuth(SmartfloAuth):
             and body.get("success") is not False
             and token
         ):
-            redact.hide(str(token))
+            self._redactor.hide(str(token))
             return str(token), _lifetime(body.get("expires_in"))
         reason = redact.clip(str(body.get("message") or f"HTTP {status}"), QUOTED)
         msg = (

@@ -18,6 +18,7 @@ from typing_extensions import override
 
 from tap_smartflo import redact
 from tap_smartflo.auth import LoginAuth, SmartfloAuth, TokenAuth
+from tap_smartflo.bodies import MEGABYTE
 from tap_smartflo.client import Services
 from tap_smartflo.discovery import ContactColumns
 from tap_smartflo.errors import (
@@ -51,7 +52,7 @@ from tap_smartflo.streams import (
     UserDetailsStream,
     UsersStream,
 )
-from tap_smartflo.transport import MEGABYTE, Transport, make_session
+from tap_smartflo.transport import Transport, make_session
 from tap_smartflo.writer import SmartfloWriter
 
 if t.TYPE_CHECKING:
@@ -155,6 +156,8 @@ class TapSmartflo(Tap):
             return super().run_discovery()
         except CredentialsRefusedError as exc:
             _fail(str(exc))
+        finally:
+            self.redactor.remove()
 
     @override
     def load_state(self, state: dict[str, t.Any]) -> None:
@@ -246,8 +249,9 @@ class TapSmartflo(Tap):
                 config,
                 retry,
                 make_session(str(config["api_url"]), 1),
-                pacer,
-                report,
+                pacer=pacer,
+                report=report,
+                redactor=self.redactor,
             )
         )
         transport = Transport(
@@ -281,19 +285,26 @@ class TapSmartflo(Tap):
         """The streams this run extracts (for the report)."""
         return [name for name, stream in self.streams.items() if stream.selected]
 
+    @cached_property
+    def redactor(self) -> redact.Redactor:
+        """This run's secrets, masked in every log line while the run lasts."""
+        return redact.Redactor()
+
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # An SDK internal, overridden here alone: 0.54 has no public hook for rules
-        # JSON Schema cannot say. tests/test_settings.py fails if it is not called.
-        # From here on no log line shows a secret. The SDK's validator (which also
-        # fills in defaults) quotes offending values: those are masked too.
-        redact.install()
+        # One of the two SDK internals the tap overrides: 0.54 has no public hook
+        # for rules JSON Schema cannot say, nor one before the SDK's validator
+        # quotes offending values. tests/test_settings.py fails if it is not called.
+        # From here on no log line shows a secret, until the run removes the
+        # redactor (``invoke``, ``cb_test``, ``run_discovery``).
+        self.redactor.install()
         for name in SECRET_SETTINGS:
             secret = str(self.config.get(name) or "")
-            redact.hide(secret)
-            redact.hide(secret.strip())  # as the API token is sent
+            self.redactor.hide(secret)
+            self.redactor.hide(secret.strip())  # as the API token is sent
         errors = [
-            redact.mask(error) for error in super()._validate_config(raise_errors=False)
+            self.redactor.mask(error)
+            for error in super()._validate_config(raise_errors=False)
         ]
         errors += setting_errors(self.config)
         if errors and raise_errors:
@@ -317,6 +328,7 @@ class TapSmartflo(Tap):
             super().cb_test(ctx, param, value)
             return
         config = ctx.params.get("config")
+        tap = None
         try:
             tap = cls(
                 config=config.config if config is not None else {},
@@ -326,13 +338,16 @@ class TapSmartflo(Tap):
                 setup_mapper=False,
             )
             passed = tap.check_connection()
+            cls.logger.info("Connection test passed: %s", passed)
         except ConfigValidationError as exc:
             _fail(*exc.errors)
         except (FatalAPIError, NormalizationError) as exc:
             _fail(str(exc))
         except requests.exceptions.RequestException as exc:
             _fail(_unreachable(exc))
-        cls.logger.info("Connection test passed: %s", passed)
+        finally:
+            if tap is not None:
+                tap.redactor.remove()
         ctx.exit(0)
 
     def check_connection(self) -> str:
@@ -392,6 +407,7 @@ class TapSmartflo(Tap):
         saved = _checked_json(state, "--state")
         if saved is not None:  # the SDK takes anything but an object for a path
             saved = state_object(saved, cls.logger.warning)
+        tap = None
         try:
             tap = cls(
                 config=config.config if config is not None else {},
@@ -407,6 +423,9 @@ class TapSmartflo(Tap):
             _fail(str(exc))
         except requests.exceptions.RequestException as exc:
             _fail(_unreachable(exc))
+        finally:
+            if tap is not None:
+                tap.redactor.remove()  # the run is over: its secrets go with it
 
     def run(self) -> None:
         """Sync every selected stream, then end with the run's summary.

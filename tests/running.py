@@ -184,9 +184,9 @@ def _process_state_restored(env: dict[str, str]) -> Iterator[None]:
     saved_metrics_level = metrics.level
     saved_excepthook = sys.excepthook
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    saved_redact = (logging.getLogRecordFactory(), redact._secrets, redact._installed)
+    saved_redact = (logging.getLogRecordFactory(), redact._installed)
     logging.setLogRecordFactory(_PLAIN_RECORD_FACTORY)
-    redact._secrets, redact._installed = (), False
+    redact._installed = ()
     try:
         with warnings.catch_warnings(), mock.patch.dict(os.environ, env, clear=True):
             # A deprecation shown "once" in an earlier run shows again in this one.
@@ -202,7 +202,7 @@ def _process_state_restored(env: dict[str, str]) -> Iterator[None]:
         sys.excepthook = saved_excepthook
         for number, handler in saved_signals.items():
             signal.signal(number, handler)
-        factory, redact._secrets, redact._installed = saved_redact
+        factory, redact._installed = saved_redact
         logging.setLogRecordFactory(factory)
 
 

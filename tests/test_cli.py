@@ -148,7 +148,7 @@ def process_state() -> dict[str, object]:
         "showwarning": warnings.showwarning,
         "environment": dict(os.environ),
         "record factory": logging.getLogRecordFactory(),
-        "secrets": redact._secrets,
+        "redactors": redact._installed,
         "stdout": sys.stdout,
         "stderr": sys.stderr,
     }
@@ -172,14 +172,41 @@ def test_an_in_process_run_starts_without_the_secrets_of_earlier_runs(tap, monke
     # a record that quotes it must show it (else a run that fails to hide its own
     # secrets would pass, masked by an earlier run's).
     earlier = "an-earlier-runs-secret-0123"
-    monkeypatch.setattr(redact, "_secrets", redact._secrets)  # put back afterwards
-    redact.hide(earlier)
+    earlier_run = redact.Redactor()
+    earlier_run.hide(earlier)
     quoting = {"results": [{"name": earlier}]}
-    with FakeSmartflo(contacts=3, body_filter=lambda body: quoting) as api:
+    with earlier_run, FakeSmartflo(contacts=3, body_filter=lambda b: quoting) as api:
         run = tap(base_config(api.url), streams=["contacts"])
+        assert redact.mask(earlier) == "***"  # the process's own secrets are back
     assert run.returncode == 1
     assert earlier in run.stderr
-    assert redact.mask(earlier) == "***"  # the process's own secrets are back
+    assert redact.mask(earlier) == earlier  # removed with the earlier "run"
+
+
+@pytest.mark.parametrize(
+    "args", [(), ("--discover",), ("--test",)], ids=["sync", "discover", "test"]
+)
+def test_a_run_removes_the_redactor_it_installed(tap, api, monkeypatch, args):
+    # Each command masks its secrets while it runs, then stops: a process that
+    # runs taps one after another does not mask one account's secrets forever.
+    installed, removed = [], []
+    install, remove = redact.Redactor.install, redact.Redactor.remove
+
+    def counted_install(self):
+        installed.append(self)
+        return install(self)
+
+    def counted_remove(self):
+        removed.append(self)
+        remove(self)
+
+    monkeypatch.setattr(redact.Redactor, "install", counted_install)
+    monkeypatch.setattr(redact.Redactor, "remove", counted_remove)
+    run = tap(base_config(api.url), streams=["contacts"], args=args)
+    assert run.returncode == 0, run.stderr
+    assert len(installed) >= 1
+    assert set(map(id, installed)) <= set(map(id, removed))
+    assert not any(redactor.installed for redactor in installed)
 
 
 # Stopped and resumed

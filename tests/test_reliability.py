@@ -438,11 +438,12 @@ def test_masking_is_safe_while_another_thread_adds_a_renewed_token():
     # thread writes a log line: masking must not fail with "Set changed size".
     errors: list[BaseException] = []
     done = threading.Event()
+    redactor = redact.Redactor()
 
     def log_all_the_time():
         try:
             while not done.is_set():
-                redact.mask("a log line without a secret")
+                redactor.mask("a log line without a secret")
         except RuntimeError as exc:
             errors.append(exc)
 
@@ -452,7 +453,7 @@ def test_masking_is_safe_while_another_thread_adds_a_renewed_token():
     worker.start()
     try:
         for n in range(3000):
-            redact.hide(f"renewed-token-{n:06d}-abcdef")
+            redactor.hide(f"renewed-token-{n:06d}-abcdef")
             if errors:
                 break
     finally:
@@ -460,12 +461,13 @@ def test_masking_is_safe_while_another_thread_adds_a_renewed_token():
         worker.join()
         sys.setswitchinterval(interval)
     assert errors == []
-    assert redact.mask("Bearer renewed-token-002999-abcdef") == "Bearer ***"
+    assert redactor.mask("Bearer renewed-token-002999-abcdef") == "Bearer ***"
 
 
 def test_a_secret_logged_by_any_logger_is_masked(caplog):
-    redact.hide("a-very-secret-value")
-    logging.getLogger("urllib3.somewhere").warning("sent %s", "a-very-secret-value")
+    with redact.Redactor() as redactor:
+        redactor.hide("a-very-secret-value")
+        logging.getLogger("urllib3.somewhere").warning("sent %s", "a-very-secret-value")
     assert "a-very-secret-value" not in caplog.text
     assert "sent ***" in caplog.text
 
@@ -489,11 +491,12 @@ def test_a_login_answered_with_429_backs_off(tap):
 
 
 def test_an_exception_text_holding_a_secret_is_masked(caplog):
-    redact.hide("another-secret-value")
-    try:
-        {}["header b'Bearer another-secret-value' is invalid"]
-    except KeyError:
-        logging.getLogger("tap-smartflo").exception("failed")
+    with redact.Redactor() as redactor:
+        redactor.hide("another-secret-value")
+        try:
+            {}["header b'Bearer another-secret-value' is invalid"]
+        except KeyError:
+            logging.getLogger("tap-smartflo").exception("failed")
     assert "another-secret-value" not in caplog.text
     assert "KeyError" in caplog.text
 
@@ -518,11 +521,11 @@ def test_a_retry_after_already_past_is_not_a_reason_to_hammer(tap, pace):
 def test_a_traceback_with_a_percent_sign_logs_whole(caplog):
     # The traceback joins the message; the arguments were already used, and a
     # "%" in the traceback (an encoded URL) must not be read as a placeholder.
-    redact.install()
-    try:
-        int("100%s")
-    except ValueError:
-        logging.getLogger("tap-smartflo").exception("%s failed", "the page")
+    with redact.Redactor():
+        try:
+            int("100%s")
+        except ValueError:
+            logging.getLogger("tap-smartflo").exception("%s failed", "the page")
     assert "the page failed" in caplog.text
     assert "invalid literal for int() with base 10: '100%s'" in caplog.text
 
