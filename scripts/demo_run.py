@@ -163,8 +163,10 @@ def demo_run(env: dict[str, str]) -> None:
             f" records, {len(api.user_store)} users, {len(api.department_store)}"
             f" departments, {len(api.ivr_store)} IVRs, {len(api.number_store)}"
             f" numbers, {len(api.list_store)} broadcast lists of {leads} leads,"
-            f" {len(api.broadcast_store)} broadcasts and {len(api.campaign_store)}"
-            f" dialer campaigns. It allows {SAMPLE_LIMIT} requests a second, which"
+            f" {len(api.broadcast_store)} broadcasts, {len(api.campaign_store)}"
+            f" dialer campaigns, {len(api.callback_store)} scheduled callbacks and"
+            f" {len(api.dnd_list_store)} DND lists of {len(api.dnd_lead_store)}"
+            " numbers. It allows {SAMPLE_LIMIT} requests a second, which"
             " the demo tells the tap (account_requests_per_second); the tap takes"
             " half (rate_limit_share) and leaves the rest to the account's other users."
         )
@@ -200,10 +202,12 @@ def demo_run(env: dict[str, str]) -> None:
         f"  Unchanged contacts written again: {unchanged}. The minutes before the"
         " previous bookmark were read again (lookback_minutes, for changes Smartflo"
         " commits late), but what the last run wrote was not written twice."
-        "\n  (users, departments, ivrs, my_numbers, broadcast_lists,"
-        " broadcast_leads, broadcasts and dialer_campaigns have no usable"
+        "\n  (users, user_details, departments, ivrs, my_numbers, broadcast_lists,"
+        " broadcast_leads, broadcasts, dialer_campaigns and dnd_leads have no usable"
         " timestamps, so every run reads them whole; call_records re-reads the last"
-        " call_records_lookback_hours, for late recordings.)"
+        " call_records_lookback_hours, for late recordings, and scheduled_callbacks"
+        " the last scheduled_callbacks_lookback_days and the days ahead, emitting"
+        " the callbacks that changed.)"
     )
     print(
         "\nNext: set TAP_SMARTFLO_API_TOKEN (or TAP_SMARTFLO_EMAIL and"
