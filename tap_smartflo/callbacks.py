@@ -95,10 +95,25 @@ class CallbackDigests:
         self.read[identity] = (digest, due)
         return digest != known
 
-    def during(self) -> dict[str, str]:
-        """What the state holds while the run goes on: every digest emitted so far.
+    def settled(self, before: str) -> None:
+        """Forget the callbacks read that are due before ``before``.
 
-        A run that fails now resumes with what the target was last sent.
+        Neither a later window of this run (which takes near misses a slack before
+        its start, at most) nor a run resuming from here (which starts a lookback
+        before the bookmark) reads them again: keeping them would make the state
+        of a first sync grow with the whole history.
+        """
+        self.read = {
+            k: (d, due)
+            for k, (d, due) in self.read.items()
+            if due is None or due >= before
+        }
+
+    def during(self) -> dict[str, str]:
+        """What the state holds while the run goes on: the digests emitted lately.
+
+        The last run's, updated with this run's not yet settled: a run that fails
+        now resumes with what the target was last sent.
         """
         return {**self.before, **{k: d for k, (d, _) in self.read.items()}}
 
@@ -203,8 +218,12 @@ class CallbackWindowsStream(IncrementalSmartfloStream):
                 identity = "|".join(str(record[k]) for k in keys)
                 if digests.admit(identity, due, record):
                     yield record
+            read_through = min(end, run_started)
+            digests.settled(
+                format_utc(read_through - self.lookback - CALLBACK_WINDOW_SLACK)
+            )
             state[EMITTED_KEY] = digests.during()
-            self.advance_bookmark(context, min(end, run_started))
+            self.advance_bookmark(context, read_through)
             # The digests of what this window emitted, even where the bookmark
             # stays (a window ahead): a run that fails later resumes from them.
             self.services.output.write_state()

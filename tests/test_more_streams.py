@@ -307,6 +307,26 @@ def test_a_third_run_with_nothing_changed_emits_no_callback_and_keeps_a_small_st
     }
     assert sorted(int(k) for k in remembered) == sorted(due)
     assert len(due) < len(api.callback_store) / 2
+    # Nor while the first run read the history: every STATE it wrote remembers
+    # only callbacks a run resuming from it would read again.
+    for written in first.states:
+        stream = written["bookmarks"].get("scheduled_callbacks", {})
+        if "replication_key_value" not in stream:
+            continue
+        resumes = datetime.fromisoformat(stream["replication_key_value"])
+        remembered = stream.get("emitted_near_bookmark", {})
+        assert all(
+            api.callback_store[int(k)].scheduled_at >= resumes - timedelta(days=7 + 1)
+            for k in remembered
+        )
+    assert (
+        max(
+            len(s["bookmarks"]["scheduled_callbacks"].get("emitted_near_bookmark", {}))
+            for s in first.states
+            if "scheduled_callbacks" in s.get("bookmarks", {})
+        )
+        < len(api.callback_store) / 2
+    )
     assert second.bookmark("scheduled_callbacks") >= first.bookmark(
         "scheduled_callbacks"
     )
@@ -455,6 +475,11 @@ def test_digests_emit_what_changed_and_forget_what_settled():
     assert set(during) == {"1", "2", "3"}  # what the target holds, so far
     # After a whole run: only what the next run re-reads (due from keep_from on);
     # "2" was not returned again, "1" is settled.
-    assert set(digests.after()) == {"3"}
-    again = CallbackDigests(digests.after(), keep_from="2024-06-01T00:00:00")
+    kept = digests.after()
+    assert set(kept) == {"3"}
+    again = CallbackDigests(kept, keep_from="2024-06-01T00:00:00")
     assert not again.admit("3", "2024-06-02T00:00:00+00:00", same)
+    # Read callbacks due before a window's resumption point are forgotten at once.
+    digests.settled("2024-06-03T00:00:00+00:00")
+    assert set(digests.during()) == {"1", "2"}  # the last run's, as they were
+    assert digests.after() == {}
