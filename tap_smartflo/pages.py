@@ -110,30 +110,21 @@ class Unpaged(PageNumbers):
         return {}
 
 
+@dataclass(frozen=True, kw_only=True)
 class PageReader:
     """Reads the pages of one endpoint for one stream, at the size it serves."""
 
-    def __init__(  # noqa: PLR0913 (the endpoint, and what reads it)
-        self,
-        *,
-        stream: str,
-        path: str,
-        records_key: str | None,
-        size: PageSize,
-        transport: Transport,
-        memory: AccountMemory,
-        workers: int,
-        logger: logging.Logger,
-    ) -> None:
-        """Read ``path`` (its template) for ``stream`` through ``transport``."""
-        self.stream = stream
-        self.path = path
-        self.records_key = records_key
-        self.size = size
-        self.transport = transport
-        self.memory = memory
-        self.workers = workers
-        self.logger = logger
+    stream: str
+    #: The endpoint's path template (``/v1/broadcast/leads/{list_id}``).
+    path: str
+    #: Where the records are in a page's body; None: the body is the list.
+    records_key: str | None
+    size: PageSize
+    transport: Transport
+    memory: AccountMemory
+    #: The most requests in flight at once.
+    workers: int
+    logger: logging.Logger
 
     def pages(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -56,7 +57,7 @@ from tap_smartflo.transport import Transport, make_session
 from tap_smartflo.writer import SmartfloWriter
 
 if t.TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from types import FrameType
 
     import click
@@ -330,21 +331,18 @@ class TapSmartflo(Tap):
         config = ctx.params.get("config")
         tap = None
         try:
-            tap = cls(
-                config=config.config if config is not None else {},
-                parse_env_config=config is not None and config.parse_env,
-                validate_config=True,
-                # No catalog, so no discovery either: one request, not two.
-                setup_mapper=False,
-            )
-            passed = tap.check_connection()
-            cls.logger.info("Connection test passed: %s", passed)
+            with _one_line_failures():
+                tap = cls(
+                    config=config.config if config is not None else {},
+                    parse_env_config=config is not None and config.parse_env,
+                    validate_config=True,
+                    # No catalog, so no discovery either: one request, not two.
+                    setup_mapper=False,
+                )
+                passed = tap.check_connection()
+                cls.logger.info("Connection test passed: %s", passed)
         except ConfigValidationError as exc:
             _fail(*exc.errors)
-        except (FatalAPIError, NormalizationError) as exc:
-            _fail(str(exc))
-        except requests.exceptions.RequestException as exc:
-            _fail(_unreachable(exc))
         finally:
             if tap is not None:
                 tap.redactor.remove()
@@ -409,20 +407,15 @@ class TapSmartflo(Tap):
             saved = state_object(saved, cls.logger.warning)
         tap = None
         try:
-            tap = cls(
-                config=config.config if config is not None else {},
-                state=saved,
-                catalog=_checked_json(catalog, "--catalog"),
-                parse_env_config=config is not None and config.parse_env,
-                validate_config=True,
-            )
-            tap.run()
-        except RunFailedError as exc:
-            _fail(*exc.lines)
-        except (FatalAPIError, NormalizationError) as exc:
-            _fail(str(exc))
-        except requests.exceptions.RequestException as exc:
-            _fail(_unreachable(exc))
+            with _one_line_failures():
+                tap = cls(
+                    config=config.config if config is not None else {},
+                    state=saved,
+                    catalog=_checked_json(catalog, "--catalog"),
+                    parse_env_config=config is not None and config.parse_env,
+                    validate_config=True,
+                )
+                tap.run()
         finally:
             if tap is not None:
                 tap.redactor.remove()  # the run is over: its secrets go with it
@@ -472,10 +465,21 @@ class TapSmartflo(Tap):
             self.logger.info("Summary: %s", line)
 
 
-def _fail(*lines: str, before: t.Sequence[str] = ()) -> t.NoReturn:
-    """End the run: the ``before`` lines (a summary), then each line as an error."""
-    for line in before:
-        TapSmartflo.logger.info("Summary: %s", line)
+@contextlib.contextmanager
+def _one_line_failures() -> Iterator[None]:
+    """End the command on a failure the user can act on: its line(s), exit code 1."""
+    try:
+        yield
+    except RunFailedError as exc:
+        _fail(*exc.lines)
+    except (FatalAPIError, NormalizationError) as exc:
+        _fail(str(exc))
+    except requests.exceptions.RequestException as exc:
+        _fail(_unreachable(exc))
+
+
+def _fail(*lines: str) -> t.NoReturn:
+    """End the run: each line as an error, then exit code 1."""
     for line in lines:
         TapSmartflo.logger.error(line)
     sys.exit(1)

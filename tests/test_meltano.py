@@ -128,7 +128,7 @@ def test_the_limit_learned_in_one_run_is_remembered_by_meltanos_state(
     # Contacts only, small pages: requests enough for the first run to find the
     # limit (4 a second, untold), and a second run that starts at its share.
     with FakeSmartflo(
-        contacts=260, rate_limit=4, naive_tz=FakeSmartflo.base_time.tzinfo
+        contacts=200, rate_limit=4, naive_tz=FakeSmartflo.base_time.tzinfo
     ) as api:
         env = {
             "TAP_SMARTFLO_API_URL": api.url,

@@ -8,14 +8,18 @@ working. Each test here fails if the SDK stops calling what the tap provides.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import io
+import pkgutil
+import re
 import typing as t
 
 import pytest
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 
+import tap_smartflo
 from fake_smartflo import FakeSmartflo
 from tap_smartflo.client import SmartfloStream
 from tap_smartflo.tap import TapSmartflo
@@ -90,9 +94,10 @@ def test_setting_rules_beyond_json_schema_run_when_the_sdk_validates(api):
 
 
 def test_the_sdk_tap_invoke_the_tap_spells_out_is_unchanged():
-    # TapSmartflo.invoke repeats the SDK's Tap.invoke (about, version, build the tap,
-    # sync_all) to keep the tap for the end of the run. If the SDK changes it, read
-    # its new version and bring TapSmartflo.invoke in step.
+    # TapSmartflo.invoke does what the SDK's Tap.invoke does (about, version, build
+    # the tap, sync_all, through public methods) to keep the tap for the end of the
+    # run (sync_all is final). If the SDK changes it, read its new version and bring
+    # TapSmartflo.invoke in step.
     body = inspect.getsource(Tap.invoke).split('"""')[-1]
     statements = [line.strip() for line in body.splitlines() if line.strip()]
     assert statements == [
@@ -108,3 +113,32 @@ def test_the_sdk_tap_invoke_the_tap_spells_out_is_unchanged():
         ")",
         "tap.sync_all()",
     ]
+
+
+#: The SDK internals the tap overrides (see docs/development.md), and no other.
+OVERRIDDEN_INTERNALS = {"_generate_record_messages", "_validate_config"}
+
+
+def test_the_tap_overrides_two_sdk_internals_and_imports_no_private_module():
+    overridden = set()
+    for module in pkgutil.iter_modules(tap_smartflo.__path__):
+        if module.name == "__main__":
+            continue  # it runs the command
+        loaded = importlib.import_module(f"tap_smartflo.{module.name}")
+        source = inspect.getsource(loaded)
+        assert not re.search(r"singer_sdk(\.\w+)*\._", source), module.name
+        for _, cls in inspect.getmembers(loaded, inspect.isclass):
+            if cls.__module__ != loaded.__name__:
+                continue
+            sdk_bases = [
+                b for b in cls.__mro__ if b.__module__.startswith("singer_sdk")
+            ]
+            overridden |= {
+                name
+                for name in vars(cls)
+                if name.startswith("_")
+                and not name.startswith("__")
+                and name != "_abc_impl"  # every ABC subclass gets its own
+                and any(name in vars(base) for base in sdk_bases)
+            }
+    assert overridden == OVERRIDDEN_INTERNALS
