@@ -38,7 +38,7 @@ from tap_smartflo.normalize import IST, NormalizationError, RecordNormalizer
 from tap_smartflo.pages import PageNumbers, PageReader
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
@@ -362,7 +362,15 @@ class SmartfloStream(RESTStream[t.Any]):
 
     @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        return self.query_records(context, self.new_paginator)
+
+    def query_records(
+        self, context: Context | None, paginator: t.Callable[[], Paginator]
+    ) -> Iterator[dict[str, t.Any]]:
         """The records of every page of the query for ``context``, each once.
+
+        ``paginator`` makes the query's paginator (again, if the page size steps
+        down at the first page).
 
         Pages can overlap (records shift while they are read): a record whose key
         one of the last OVERLAP_PAGES pages of the query gave is not emitted again,
@@ -378,7 +386,7 @@ class SmartfloStream(RESTStream[t.Any]):
         skipped = 0
         pages = self.reader.pages(
             functools.partial(self.prepare_page, context),
-            self.new_paginator,
+            paginator,
             self.path_for(context),
         )
         with self.get_http_request_counter() as request_counter:

@@ -26,7 +26,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
-    from tap_smartflo.pagination import CountedPageNumberPaginator
+    from tap_smartflo.pagination import CountedPageNumberPaginator, PageSize
 
 
 class WindowedStream(IncrementalSmartfloStream):
@@ -38,12 +38,6 @@ class WindowedStream(IncrementalSmartfloStream):
     def window_days(self) -> int:
         """The longest window, in days."""
         raise NotImplementedError
-
-    @override
-    def new_paginator(self) -> CountedPageNumberPaginator:
-        # The window's reading needs its count and page sizes once it is read.
-        self._paginator = self.paging.paginator(self.sizing)
-        return self._paginator
 
     def windows(self, context: Context | None) -> list[tuple[datetime, datetime]]:
         """The closed windows this run reads, oldest first (whole seconds)."""
@@ -121,7 +115,8 @@ class WindowedStream(IncrementalSmartfloStream):
         for reading in range(3):
             before = len(returned)
             order: list[str | None] = []
-            for record in super().request_records(window):
+            paginators = _Paginators(self.paging, self.sizing)
+            for record in self.query_records(window, paginators):
                 order.append(record["started_at"])
                 if not ledger.near(record["started_at"], start, end):
                     self._warn_filter_ignored(record, window)
@@ -129,8 +124,8 @@ class WindowedStream(IncrementalSmartfloStream):
                 returned.add(record["id"])
                 if ledger.first_time(record["id"], record["started_at"]):
                     yield record
-            count = self._paginator.count
-            straddling |= _straddling(order, self._paginator.page_sizes)
+            count = paginators.last.count
+            straddling |= _straddling(order, paginators.last.page_sizes)
             if count is None or len(returned) >= count or len(returned) == before:
                 break
             self.logger.warning(
@@ -193,6 +188,22 @@ class WindowedStream(IncrementalSmartfloStream):
             window["from_date"],
             window["to_date"],
         )
+
+
+class _Paginators:
+    """Makes a query's paginators, and keeps the last one made.
+
+    It says the window's ``count`` and where its pages ended (the first one made,
+    unless the page size stepped down).
+    """
+
+    def __init__(self, paging: CountedPageNumbers, size: PageSize) -> None:
+        self.paging = paging
+        self.size = size
+
+    def __call__(self) -> CountedPageNumberPaginator:
+        self.last = self.paging.paginator(self.size)
+        return self.last
 
 
 def _straddling(order: list[str | None], page_sizes: list[int]) -> set[str]:
