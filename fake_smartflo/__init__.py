@@ -23,6 +23,8 @@ One module per job:
   ``hasMore``, required date windows of at most 31 days, a 4xx for an unknown user);
 - ``logins``: accepted tokens, their expiry, and ``POST /v1/auth/login``;
 - ``faults``: injected failures and the account's rate limit;
+- ``recordings``: the audio behind ``recording_url`` (links that expire, downloads
+  cut short, ``downloads`` logged);
 - ``server``: the HTTP server, the request log, and ``FakeSmartflo``, which
   puts them together.
 

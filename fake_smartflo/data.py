@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from dataclasses import dataclass
@@ -97,6 +98,22 @@ class CallRecord:
     recording_url: str | None
     shape: int
     agent: str = "Asha"
+    #: The department's name as departments list it (None: no department).
+    department: str | None = None
+    #: The customer's number; None: a number of the call's own.
+    client_number: str | None = None
+    #: The account's number (DID) the call came in on or went out from.
+    did: str = "+918000000000"
+
+
+def is_inbound(call: CallRecord) -> bool:
+    """Whether the customer called (two calls in three), or was called."""
+    return bool(call.seq % 3)
+
+
+def client_number(call: CallRecord) -> str:
+    """The customer's number: the call's own, or the one it returned."""
+    return call.client_number or f"+9198{call.seq:08d}"
 
 
 @dataclass
@@ -230,6 +247,8 @@ class Dataset:
         self.group_store: dict[int, ContactGroup] = {}
         self.call_store: dict[str | int, CallRecord] = {}
         self.user_store: dict[int, User] = {}
+        self.department_store: dict[int, Department] = {}
+        self.number_store: dict[int, Number] = {}
         self.version = 0  # bumped by every change to the contacts
         self.clock = self.base_time
         self._next_id = 59848243
@@ -243,6 +262,7 @@ class Dataset:
         )
         self.add_users(self.users)
         self._seed_reference_data()
+        self._join_calls_to_the_account()
 
     def tick(self, seconds: int = 60) -> datetime:
         """Move the server's clock on and return it."""
@@ -414,10 +434,43 @@ class Dataset:
                 shape=seq % 4,
                 agent=self.rng.choice(FIRST_NAMES),
             )
+            self._join_call(call)
             for key, value in fields.items():
                 setattr(call, key, value)
             self.call_store[call.id] = call
         return call.id
+
+    def _join_call(self, call: CallRecord) -> None:
+        """Give ``call`` an agent, a department and a number the account has.
+
+        What a warehouse joins on: ``agent_name`` is a user's name, ``department_name``
+        a department's, ``did_number`` one of the account's numbers. Without them
+        (an account seeded without users, departments or numbers) the call keeps
+        the made-up ones. Deterministic (by ``seq``): the seeded data stays as it was.
+        """
+        agents = [user.name for user in self.user_store.values() if user.agent_id]
+        if agents:
+            call.agent = agents[call.seq % len(agents)]
+        departments = [department.name for department in self.department_store.values()]
+        if departments:
+            call.department = departments[call.seq % len(departments)]
+        numbers = [number.did for number in self.number_store.values()]
+        if numbers:
+            call.did = numbers[call.seq % len(numbers)]
+
+    def _join_calls_to_the_account(self) -> None:
+        """Join the seeded calls to the account, and return some missed calls.
+
+        Every second outbound call rings back the customer of the call just before
+        it when that was a missed inbound call: the missed calls that were returned.
+        """
+        calls = sorted(self.call_store.values(), key=lambda call: call.seq)
+        for call in calls:
+            self._join_call(call)
+        for previous, call in itertools.pairwise(calls):
+            inbound_missed = is_inbound(previous) and not previous.answered
+            if not is_inbound(call) and call.seq % 2 == 0 and inbound_missed:
+                call.client_number = client_number(previous)
 
     def touch_call(self, call_id: str | int, **changes: object) -> None:
         """Change a call after the fact (a recording_url arriving late)."""
@@ -452,9 +505,7 @@ class Dataset:
         # A generator of their own: the data above stays what it was before these
         # endpoints existed, however many of these are seeded.
         self.reference_rng = random.Random(self.seed + 1)  # noqa: S311 (test data)
-        self.department_store: dict[int, Department] = {}
         self.ivr_store: dict[int, Ivr] = {}
-        self.number_store: dict[int, Number] = {}
         self.list_store: dict[int, BroadcastList] = {}
         self.lead_store: dict[int, list[Lead]] = {}
         self.broadcast_store: dict[str, Broadcast] = {}

@@ -62,7 +62,7 @@ class Endpoints(Dataset):
       (``exclusive_call_dates`` for the other reading; ``ignore_call_dates`` for a
       server that does not filter); calls started in the same second can be
       shuffled on each request; calls can arrive while a window is read; and one
-      page of one window can answer a body without results;
+      page of one window can answer a body without results; ``call_id`` filters;
     - users come in ``last_seen_id`` keyset pages with ``has_more``;
     - departments, numbers and broadcast lists and leads are bare arrays, IVRs and
       dialer campaigns one object holding them all; leads of a list in
@@ -233,6 +233,8 @@ class Endpoints(Dataset):
             high = datetime.strptime(params["to_date"], CALL_DATE_FORMAT)  # noqa: DTZ007
             high = high.replace(tzinfo=self.call_dates_tz)
             rows = [c for c in rows if self._after(high, c.started_at)]
+        if "call_id" in params:
+            rows = [c for c in rows if render.call_id_of(c) == params["call_id"]]
         if self.shuffle_call_ties:
             with self.lock:
                 ties = {c.seq: self.rng.random() for c in rows}

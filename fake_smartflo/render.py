@@ -10,7 +10,7 @@ import json
 import typing as t
 from datetime import datetime, timedelta, timezone
 
-from fake_smartflo.data import IST, UTC
+from fake_smartflo.data import IST, UTC, client_number, is_inbound
 
 if t.TYPE_CHECKING:
     from fake_smartflo.data import (
@@ -90,6 +90,11 @@ def render_group(group: ContactGroup, ids_as_strings: IdStyle) -> dict[str, obje
     }
 
 
+def call_id_of(call: CallRecord) -> str:
+    """The call's ``call_id`` as the API writes it (``"1715235734.000129"``)."""
+    return f"{int(call.started_at.timestamp())}.{call.seq:06d}"
+
+
 def render_call(call: CallRecord) -> dict[str, object]:
     """The JSON object the API sends for ``call``.
 
@@ -104,9 +109,9 @@ def render_call(call: CallRecord) -> dict[str, object]:
     notes = [None, "Asked for a callback", [{"note": "VIP", "by": 7001}], []][shape]
     return {
         "id": call.id,
-        "call_id": f"{int(call.started_at.timestamp())}.{call.seq:06d}",
+        "call_id": call_id_of(call),
         "uuid": f"{call.seq:08x}-4b1e-4c2a-9d3f-000000000000",
-        "direction": "inbound" if call.seq % 3 else "outbound",
+        "direction": "inbound" if is_inbound(call) else "outbound",
         "description": "Call answered" if call.answered else "Call missed",
         "detailed_description": f"Handled by {call.agent}",
         "status": "answered" if call.answered else "missed",
@@ -119,11 +124,14 @@ def render_call(call: CallRecord) -> dict[str, object]:
         "answered_seconds": str(answered) if shape else answered,
         "minutes_consumed": -(-answered // 60),
         "charges": ["0.50", 1, 0.75, "0"][shape],
-        "department_name": ["Sales", None, "Support", "Sales"][shape],
+        # Shape 1: a call that reached no department (an IVR hang-up, a direct dial).
+        "department_name": None
+        if shape == 1
+        else call.department or ["Sales", None, "Support", "Sales"][shape],
         "agent_number": "+919800000001",
         "agent_name": call.agent,
-        "client_number": f"+9198{call.seq:08d}",
-        "did_number": "+918000000000",
+        "client_number": client_number(call),
+        "did_number": call.did,
         "reason": None if call.answered else "Agent not available",
         "hangup_cause": "NORMAL_CLEARING",
         "notes": notes,

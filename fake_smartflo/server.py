@@ -24,6 +24,7 @@ from fake_smartflo.faults import (
 )
 from fake_smartflo.logins import LOGIN_PATH, Logins
 from fake_smartflo.more import Answer, MoreEndpoints
+from fake_smartflo.recordings import RECORDINGS_PATH, Recordings
 
 
 class LocalServer(ThreadingHTTPServer):
@@ -76,8 +77,8 @@ class LoggedRequest:
 
 
 @dataclass
-class FakeSmartflo(Faults, Logins, MoreEndpoints):
-    """The fake API: the data, its endpoints, logins and faults, served over HTTP.
+class FakeSmartflo(Recordings, Faults, Logins, MoreEndpoints):
+    """The fake API: the data, its endpoints, recordings, logins and faults, over HTTP.
 
     Use as a context manager, or ``start()`` and ``stop()``. Every option is an
     attribute that may also be changed while it serves.
@@ -108,6 +109,7 @@ class FakeSmartflo(Faults, Logins, MoreEndpoints):
     def start(self, port: int = 0) -> Self:
         """Start serving on 127.0.0.1 (on a free port unless ``port`` is given)."""
         self.server = LocalServer(type("Handler", (_Handler,), {"api": self}), port)
+        self.recordings_url = self.server.url + RECORDINGS_PATH
         return self
 
     def stop(self) -> None:
@@ -173,9 +175,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send_fault(entry, RATE_LIMITED)
         if fault := api.next_fault(url.path):
             return self.send_fault(entry, fault)
-        if (method, url.path) == ("POST", LOGIN_PATH):
-            return self.send_json(entry, *api.login(body))
-        return self.send_route(entry, status, authorization)
+        if url.path.startswith(RECORDINGS_PATH):
+            entry.status = api.serve_recording(self, url.path, params)
+        elif (method, url.path) == ("POST", LOGIN_PATH):
+            self.send_json(entry, *api.login(body))
+        else:
+            self.send_route(entry, status, authorization)
+        return None
 
     def send_route(
         self, entry: LoggedRequest, token_status: str, authorization: str | None

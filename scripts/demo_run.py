@@ -1,11 +1,13 @@
-"""The main job through Meltano: extract Smartflo into JSON Lines, show what came out.
+"""The main job through Meltano: Smartflo into a DuckDB warehouse, then answers.
 
 Without credentials it runs against the bundled fake Smartflo API (sample data on a
 real HTTP server on 127.0.0.1) in Meltano's ``demo`` environment: a full run, then a
-few changes to the fake data and a second, incremental run. With
-``TAP_SMARTFLO_API_TOKEN`` (or ``TAP_SMARTFLO_EMAIL`` and ``TAP_SMARTFLO_PASSWORD``)
-set, it runs once against the real API in the default ``dev`` environment, carrying
-on from the state earlier runs saved.
+few changes to the fake data and a second, incremental run followed by the dbt
+models (transform/). With ``TAP_SMARTFLO_API_TOKEN`` (or ``TAP_SMARTFLO_EMAIL`` and
+``TAP_SMARTFLO_PASSWORD``) set, it runs once against the real API in the default
+``dev`` environment, carrying on from the state earlier runs saved, then the models.
+Either way it ends with a short report from the models and an HTML page beside the
+DuckDB file.
 """
 
 from __future__ import annotations
@@ -15,30 +17,33 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb
+
 from fake_smartflo import SAMPLE_ACCOUNT, TOKEN, FakeSmartflo
+from scripts import report
 
 MELTANO = Path(sys.executable).with_name("meltano")
 PROJECT = Path(__file__).resolve().parent.parent
-JOB = ("tap-smartflo", "target-jsonl")
+JOB = ("tap-smartflo", "target-duckdb")
+#: The dbt utility's command that runs the models and their tests (meltano.yml).
+MODELS = "dbt:build"
+#: The schema the streams are loaded into (the extractor's load_schema).
+SCHEMA = "smartflo"
 SAMPLE_CONTACTS = 1200
 #: The fake account's rate limit, which the demo tells the tap (a tap left to learn
 #: it spends its first seconds doing so: see docs/rate-limit-and-pages.md).
 SAMPLE_LIMIT = 100
-ROWS_SHOWN = 3
-#: The fields shown of each record, when it has them.
-SHOWN_FIELDS = (
-    "id", "name", "did", "started_at", "direction", "status", "call_duration",
-    "list_id", "updated_at", "deleted_at",
-)  # fmt: skip
+#: Calls that come in between the demo's two runs.
+NEW_CALLS = 12
 
 
 def meltano(*args: str, env: dict[str, str], quiet: bool, say: bool = True) -> str:
     """Run a meltano command in the project (saying it first); return its stdout.
 
-    A quiet ``run`` prints the tap's closing summary lines from Meltano's log.
+    A quiet ``run`` prints the tap's closing summary lines and dbt's from the log.
     """
     if say:
         print(f"\n$ meltano {' '.join(args)}", flush=True)
@@ -59,6 +64,8 @@ def meltano(*args: str, env: dict[str, str], quiet: bool, say: bool = True) -> s
         print("  What the tap logged of its progress, and its summary of the run:")
         for line in tap_lines(done.stderr or ""):
             print(f"    {line}")
+        for line in dbt_lines(done.stderr or ""):
+            print(f"  dbt: {line}")
     return done.stdout or ""
 
 
@@ -69,54 +76,69 @@ def tap_lines(log: str) -> list[str]:
     return [re.split(r"\s+cmd_type=", m[0])[0].rstrip() for m in found if m]
 
 
-def line_counts(folder: Path) -> dict[Path, int]:
-    """Lines in each .jsonl file under ``folder``."""
-    if not folder.is_dir():
-        return {}
-    return {
-        path: sum(1 for _ in path.open(encoding="utf-8"))
-        for path in sorted(folder.glob("*.jsonl"))
-    }
-
-
-def show_new_records(
-    before: dict[Path, int], folder: Path, *, rows: int = ROWS_SHOWN
-) -> dict[str, list[dict]]:
-    """Print, per file, how many records this run wrote and the first few.
-
-    Returns:
-        The records this run wrote, by file name (the stream's, by default).
-    """
-    written: dict[str, list[dict]] = {}
-    for path, count in line_counts(folder).items():
-        lines = path.read_text(encoding="utf-8").splitlines()[before.get(path, 0) :]
-        written[path.stem] = [json.loads(line) for line in lines]
-        shown = _relative(path)
-        print(f"  {path.stem}: {len(lines)} records written -> {shown} ({count} lines)")
-        for record in written[path.stem][:rows]:
-            show(record)
-    if not written:
-        print(f"  no records written under {_relative(folder)}")
-    return written
-
-
-def show(record: dict) -> None:
-    """Print the telling fields of a record on one line."""
-    fields = {k: record[k] for k in SHOWN_FIELDS if k in record} or record
-    print("    " + textwrap.shorten(json.dumps(fields), 150, placeholder=" …"))
+def dbt_lines(log: str) -> list[str]:
+    """dbt's count of what it built and tested ("Done. PASS=... ERROR=0 ..")."""
+    found = (re.search(r"Done\. PASS=.*", line) for line in log.splitlines())
+    return [re.split(r"\s+cmd_type=", m[0])[0].rstrip() for m in found if m]
 
 
 def _relative(path: Path) -> Path:
     return path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path
 
 
-def destination(environment: str, env: dict[str, str]) -> Path:
-    """Where target-jsonl writes in ``environment``, as Meltano resolves it."""
+def warehouse(environment: str, env: dict[str, str]) -> Path:
+    """The DuckDB file target-duckdb loads in ``environment`` (Meltano's answer)."""
     printed = meltano(
-        f"--environment={environment}", "config", "print", "target-jsonl",
+        f"--environment={environment}", "config", "print", "target-duckdb",
         env=env, quiet=True, say=False,
     )  # fmt: skip
-    return PROJECT / json.loads(printed)["destination_path"]
+    return PROJECT / json.loads(printed)["path"]
+
+
+def show_tables(path: Path) -> dict[str, int]:
+    """Print each stream's table: its rows (one per id); return the counts."""
+    with duckdb.connect(str(path), read_only=True) as db:
+        tables = db.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = ? ORDER BY table_name",
+            [SCHEMA],
+        ).fetchall()
+        counts = {
+            table: db.execute(
+                f'SELECT count(*), count(DISTINCT id) FROM {SCHEMA}."{table}"'  # noqa: S608
+            ).fetchone()
+            or (0, 0)
+            for (table,) in tables
+        }
+        updated_at = db.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = ?"
+            " AND table_name = 'contacts' AND column_name = 'updated_at'",
+            [SCHEMA],
+        ).fetchone()
+    print(f"  Tables in {_relative(path)}, schema {SCHEMA} (rows, distinct ids):")
+    for table, (rows, ids) in counts.items():
+        print(f"    {table:18} {rows:6} {ids:6}")
+    if updated_at:
+        print(f"  contacts.updated_at is {updated_at[0]} (UTC instants).")
+    return {table: rows for table, (rows, _) in counts.items()}
+
+
+def show_answers(path: Path) -> None:
+    """Print the report from the models, write the HTML page, say how to look."""
+    page = path.with_name("report.html")
+    found = report.write(path, page)
+    print("\nThe answers, from the dbt models (transform/) in schema analytics:")
+    print(report.text(found))
+    print(
+        f"\nThe same as a page with a chart of calls per day: {_relative(page)}"
+        f" (open it in a browser)."
+        f"\nQuery the warehouse yourself (close it before the next run):"
+        f"\n  duckdb {_relative(path)}   (DuckDB's CLI, if you have it), then:"
+        f"\n    FROM {report.MODELS}.smartflo_calls_daily ORDER BY call_date_ist;"
+        f'\n  .venv/bin/python -c "import duckdb;'
+        f" print(duckdb.connect('{_relative(path)}', read_only=True)"
+        f".sql('FROM {report.MODELS}.smartflo_missed_unreturned'))\""
+    )
 
 
 def has_credentials(env: dict[str, str]) -> bool:
@@ -127,25 +149,23 @@ def has_credentials(env: dict[str, str]) -> bool:
 
 
 def real_run(env: dict[str, str]) -> None:
-    """One run against the real API, incremental after the first."""
-    folder = destination("dev", env)
-    before = line_counts(folder)
-    meltano("run", *JOB, env=env, quiet=False)
-    print("\nWhat this run extracted:")
-    show_new_records(before, folder)
+    """One run against the real API, incremental after the first, then the models."""
+    path = warehouse("dev", env)
+    meltano("run", *JOB, MODELS, env=env, quiet=False)
+    print("\nWhat the warehouse holds:")
+    show_tables(path)
+    show_answers(path)
     state = meltano("state", "get", "dev:" + "-to-".join(JOB), env=env, quiet=True)
     print(f"\nState for the next run: {state.strip()}")
 
 
 def demo_run(env: dict[str, str]) -> None:
-    """A full run and an incremental run against the fake API."""
+    """A full run and an incremental run against the fake API, then the models."""
     environment, state_id = "demo", "demo:" + "-to-".join(JOB)
-    folder = destination(environment, env)
+    path = warehouse(environment, env)
     # Start afresh each time: the fake's data is the same on every start.
-    for path in line_counts(folder):
-        path.unlink()
-    meltano("--environment=demo", "state", "clear", "--force", state_id,
-            env=env, quiet=True, say=False)  # fmt: skip
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
     fake = FakeSmartflo(
         **{**SAMPLE_ACCOUNT, "contacts": SAMPLE_CONTACTS, "rate_limit": SAMPLE_LIMIT}
     )
@@ -170,9 +190,11 @@ def demo_run(env: dict[str, str]) -> None:
             " the demo tells the tap (account_requests_per_second); the tap takes"
             " half (rate_limit_share) and leaves the rest to the account's other users."
         )
-        meltano(f"--environment={environment}", "run", *JOB, env=env, quiet=True)
+        # --full-refresh: whatever state an earlier demo saved, read everything.
+        meltano(f"--environment={environment}", "run", "--full-refresh", *JOB,
+                env=env, quiet=True)  # fmt: skip
         print("\nFirst run, everything:")
-        show_new_records({}, folder)
+        show_tables(path)
         state = meltano(f"--environment={environment}", "state", "get", state_id,
                         env=env, quiet=True)  # fmt: skip
         print(f"\nMeltano saved the state: {state.strip()}")
@@ -184,41 +206,56 @@ def demo_run(env: dict[str, str]) -> None:
             api.touch(contact_id, name=f"Renamed {contact_id}")
         api.soft_delete(ids[2])
         added = api.add_contacts(5)
+        removed = max(api.department_store)
+        gone = api.department_store[removed].name
+        api.remove_department(removed)
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        api.add_calls(NEW_CALLS, between=(now - timedelta(minutes=50), now))
         print(
             f"\nAn hour later in Smartflo: {len(changed)} contacts renamed, 1 deleted,"
-            f" {len(added)} added. Running again, from the saved state:"
+            f" {len(added)} added; department {gone!r} removed; {NEW_CALLS} new"
+            " calls. Running again, from the saved state, then the models:"
         )
-        before = line_counts(folder)
-        meltano(f"--environment={environment}", "run", *JOB, env=env, quiet=True)
-    print("\nSecond run, incremental: the changes")
-    contacts = show_new_records(before, folder, rows=0).get("contacts", [])
-    news = {*changed, ids[2], *added}
-    print("  The changed contacts:")
-    for record in contacts:
-        if record["id"] in news:
-            show(record)
-    unchanged = len({record["id"] for record in contacts} - news)
+        meltano(f"--environment={environment}", "run", *JOB, MODELS,
+                env=env, quiet=True)  # fmt: skip
+    print("\nSecond run, incremental: the changes upserted, one row per id")
+    show_tables(path)
+    with duckdb.connect(str(path), read_only=True) as db:
+        rows = db.execute(
+            f"""
+            SELECT id, name, strftime(updated_at, '%Y-%m-%dT%H:%M:%SZ'),
+                   deleted_at IS NOT NULL
+            FROM {SCHEMA}.contacts WHERE list_contains(?, id) ORDER BY id
+            """,  # noqa: S608 (a constant schema)
+            [[*changed, ids[2]]],
+        ).fetchall()
+    print("  The changed contacts (id, name, updated_at, deleted):")
+    for row in rows:
+        print(f"    {row}")
     print(
-        f"  Unchanged contacts written again: {unchanged}. The minutes before the"
-        " previous bookmark were read again (lookback_minutes, for changes Smartflo"
-        " commits late), but what the last run wrote was not written twice."
-        "\n  (users, user_details, departments, ivrs, my_numbers, broadcast_lists,"
-        " broadcast_leads, broadcasts, dialer_campaigns and dnd_leads have no usable"
-        " timestamps, so every run reads them whole; call_records re-reads the last"
-        " call_records_lookback_hours, for late recordings, and scheduled_callbacks"
-        " the last scheduled_callbacks_lookback_days and the days ahead, emitting"
-        " the callbacks that changed.)"
+        f"  Department {gone!r} is gone from departments: users, user_details,"
+        " departments, ivrs, my_numbers, broadcast_lists, broadcast_leads,"
+        " broadcasts, dialer_campaigns and dnd_leads are read whole every run,"
+        " and rows Smartflo no longer sends are deleted (ACTIVATE_VERSION,"
+        " hard_delete). Its calls stay, and name a department departments no"
+        " longer lists: the one dbt test that warns (WARN=1) says so."
     )
+    show_answers(path)
     print(
         "\nNext: set TAP_SMARTFLO_API_TOKEN (or TAP_SMARTFLO_EMAIL and"
-        " TAP_SMARTFLO_PASSWORD) and run scripts/demo again to extract your own"
-        " account, or see 'Running it with Meltano' in README.md."
+        " TAP_SMARTFLO_PASSWORD) and run scripts/demo again to load your own"
+        " account into output/warehouse.duckdb, or see 'Running it with Meltano'"
+        " in README.md (PostgreSQL: docs/warehouse.md)."
     )
 
 
 def main() -> None:
     """Install the Meltano plugins, then run the demo or the real job."""
     env = dict(os.environ)
+    print(
+        "Installing the Meltano plugins (the tap, target-duckdb, dbt) into .meltano/",
+        flush=True,
+    )
     meltano("install", env=env, quiet=False)
     if has_credentials(env):
         print("\nCredentials found in the environment: extracting from Smartflo.")

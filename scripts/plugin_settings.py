@@ -59,13 +59,14 @@ def _types(schema: dict[str, t.Any]) -> list[str]:
 
 def kind(schema: dict[str, t.Any]) -> str:
     """The Meltano kind for one setting's JSON Schema."""
+    types = _types(schema)
     if schema.get("secret"):
-        return "password"
+        # A secret object (storage credentials) is still entered as an object.
+        return "object" if types == ["object"] else "password"
     if schema.get("enum"):
         return "options"
     if schema.get("format") == "date-time":
         return "date_iso8601"
-    types = _types(schema)
     # A value that may be one string or a list of them (faker_config.locale) is
     # entered as a list; any other choice of scalars is entered as text.
     if "array" in types:
@@ -101,7 +102,7 @@ def expected_settings(about_json: dict[str, t.Any]) -> list[dict[str, t.Any]]:
         if title := schema.get("title"):
             entry["label"] = title
         entry["kind"] = kind(schema)
-        if entry["kind"] == "password":
+        if schema.get("secret"):
             entry["sensitive"] = True
         if entry["kind"] == "options":
             entry["options"] = [

@@ -92,6 +92,8 @@ class RunReport:
         self.lost: dict[str, str] = {}
         #: Stream name -> a line per part of it (a parent record's records) not read.
         self.unread: dict[str, list[str]] = {}
+        #: Stream name -> what else its summary line says (the recordings archived).
+        self.notes: dict[str, str] = {}
 
     # Refusals
 
@@ -136,6 +138,11 @@ class RunReport:
         self.logger.warning(
             "%s. Reading the rest; the run will fail at its end.", line.rstrip(".")
         )
+
+    def note(self, stream: str, text: str) -> None:
+        """What ``stream``'s summary line says besides its counts (the latest)."""
+        with self._lock:
+            self.notes[stream] = text
 
     def failures(self) -> list[str]:
         """Why a run whose streams were all synced fails: one line per loss or gap."""
@@ -261,6 +268,8 @@ class RunReport:
                 where = bookmarks.get(name, "no bookmark yet")
             if unread := self.unread.get(name):
                 where += f"; incomplete: {_plural(len(unread), 'part')} not read"
+            if note := self.notes.get(name):
+                where += f"; {note}"
             lines.append(
                 f"{name}: {stats.records:,} records, "
                 f"{_plural(stats.requests, 'request')}, "

@@ -245,6 +245,29 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "recordings_archive_url",
+        th.StringType,
+        title="Recordings archive URL",
+        description=(
+            "Where the call_recordings stream keeps each answered call's audio, as "
+            "an fsspec URL: file:///srv/calls, s3://bucket/prefix (pip install "
+            "'tap-smartflo[s3]'), gs://..., az://... Needed when call_recordings "
+            "is selected; see docs/recordings.md."
+        ),
+    ),
+    th.Property(
+        "recordings_storage_options",
+        th.ObjectType(additional_properties=True),
+        secret=True,
+        title="Recordings storage options",
+        description=(
+            "Options for the archive's file system, passed to fsspec as they are: "
+            'credentials and the endpoint, for example {"key": ..., "secret": '
+            '..., "endpoint_url": ...} for S3. Every text value in it is masked '
+            "in the log."
+        ),
+    ),
+    th.Property(
         "custom_fields_as_columns",
         th.BooleanType,
         default=True,
@@ -257,6 +280,28 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
 ).to_dict()
+
+
+def secret_values(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Every secret value in ``config``.
+
+    The secret settings, and each text inside ``recordings_storage_options``,
+    however deep (the whole object is secret).
+    """
+    found = [str(config.get(name) or "") for name in SECRET_SETTINGS]
+
+    def leaves(value: object) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                leaves(item)
+        elif isinstance(value, list):
+            for item in value:
+                leaves(item)
+        elif isinstance(value, str):
+            found.append(value)
+
+    leaves(config.get("recordings_storage_options"))
+    return found
 
 
 def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
@@ -308,12 +353,24 @@ def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             f"rate_limit_share must be above 0 and at most 1 (a fraction of the "
             f"account's limit), got {share}"
         )
+    errors += _archive_errors(config.get("recordings_archive_url"))
     days = config.get("call_records_window_days")
     if isinstance(days, int) and not 1 <= days <= MAX_CALL_WINDOW_DAYS:
         errors.append(
             f"call_records_window_days must be 1 to {MAX_CALL_WINDOW_DAYS}, got {days}"
         )
     return errors
+
+
+def _archive_errors(url: object) -> list[str]:
+    """A URL with a scheme (fsspec reads a bare path as a local one: be explicit)."""
+    if url is None or (isinstance(url, str) and "://" in url):
+        return []
+    message = (
+        "recordings_archive_url must be a URL such as file:///srv/calls or "
+        f"s3://bucket/prefix, got {url!r}"
+    )
+    return [message]
 
 
 def _token_errors(api_token: object) -> list[str]:

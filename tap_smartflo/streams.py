@@ -27,6 +27,7 @@ from tap_smartflo.normalize import (
     to_number,
 )
 from tap_smartflo.pages import Keyset, PageNumbers, Unpaged
+from tap_smartflo.recordings import RecordingsStream
 from tap_smartflo.versions import FullTableStream
 from tap_smartflo.windowed import WindowedStream
 
@@ -331,3 +332,32 @@ class CallRecordsStream(WindowedStream):
     @override
     def window_days(self) -> int:
         return int(self.config["call_records_window_days"])
+
+    @override
+    def generate_child_contexts(
+        self, record: Record, context: Context | None
+    ) -> Iterable[Context | None]:
+        # Public SDK API. Only calls with a recording, and never the link itself
+        # in the context: the SDK logs contexts (see recordings.py).
+        for child in self.child_streams:
+            if isinstance(child, CallRecordingsStream) and child.selected:
+                yield from child.contexts_for(record)
+
+    @override
+    def read_whole(self) -> None:
+        # Recordings an earlier run could not archive, of calls this run did not
+        # read again (older than its lookback).
+        for child in self.child_streams:
+            if isinstance(child, CallRecordingsStream) and child.selected:
+                child.archive_left_over()
+
+
+class CallRecordingsStream(RecordingsStream):
+    """Each answered call's audio, archived at ``recordings_archive_url``.
+
+    A child of call_records, off unless selected: one record per recording put in
+    the archive (see recordings.py and docs/recordings.md).
+    """
+
+    name = "call_recordings"
+    parent_stream_type = CallRecordsStream

@@ -32,14 +32,16 @@ from tap_smartflo.memory import AccountMemory, saved_account
 from tap_smartflo.normalize import NormalizationError
 from tap_smartflo.output import Output
 from tap_smartflo.pacing import Pacer
+from tap_smartflo.recordings import archive_setting_error
 from tap_smartflo.report import FULL_TABLE, RunReport
 from tap_smartflo.retry import RetryPolicy
-from tap_smartflo.settings import CONFIG_SCHEMA, SECRET_SETTINGS, setting_errors
+from tap_smartflo.settings import CONFIG_SCHEMA, secret_values, setting_errors
 from tap_smartflo.state import checked_state, state_object
 from tap_smartflo.streams import (
     BroadcastLeadsStream,
     BroadcastListsStream,
     BroadcastsStream,
+    CallRecordingsStream,
     CallRecordsStream,
     ContactGroupsStream,
     ContactsStream,
@@ -87,6 +89,7 @@ STREAM_TYPES: tuple[type[SmartfloStream], ...] = (
     DndLeadsStream,
     ScheduledCallbacksStream,
     CallRecordsStream,
+    CallRecordingsStream,
 )
 
 #: ``--test`` retries a failing request for this long at most (less if
@@ -125,6 +128,11 @@ class TapSmartflo(Tap):
                     f"tap-smartflo does not have (it has: {', '.join(sorted(known))})"
                 )
                 raise SmartfloError(msg)
+            recordings = self.streams[CallRecordingsStream.name]
+            if error := archive_setting_error(
+                self.config, selected=recordings.selected
+            ):
+                raise SmartfloError(error)
             if retyped := _retyped_properties(self.input_catalog, self.streams):
                 self.logger.warning(
                     "The catalog retypes %s: the tap emits and announces the types of "
@@ -299,8 +307,7 @@ class TapSmartflo(Tap):
         # From here on no log line shows a secret, until the run removes the
         # redactor (``invoke``, ``cb_test``, ``run_discovery``).
         self.redactor.install()
-        for name in SECRET_SETTINGS:
-            secret = str(self.config.get(name) or "")
+        for secret in secret_values(self.config):
             self.redactor.hide(secret)
             self.redactor.hide(secret.strip())  # as the API token is sent
         errors = [

@@ -36,6 +36,11 @@ STREAM_PATHS = {
 }
 
 
+#: Streams with no endpoint of their own: call recordings are downloaded from the
+#: links in call records (and off unless selected).
+LINKED_STREAMS = ("call_recordings",)
+
+
 def stream_of(path: str) -> str | None:
     """The stream whose read path ``path`` is (None: no stream's, not a read)."""
     for stream, template in STREAM_PATHS.items():

@@ -17,32 +17,36 @@ if t.TYPE_CHECKING:
 
     from tests.messages import TapRun
 
-#: The test files that run Meltano: one worker runs them all, in one installation.
-MELTANO_TESTS = frozenset(
-    {"tests/test_demo.py", "tests/test_meltano.py", "tests/test_postgres.py"}
-)
+#: The test files that run Meltano, by unit of work: a worker runs a unit whole, in
+#: one Meltano installation (the installation takes seconds; the runs take longer).
+#: The warehouse's (a demo run, loads and dbt builds) is a unit apart from the rest,
+#: so that the two largest units start at once, each on a worker of its own.
+MELTANO_TESTS = {
+    "tests/test_meltano.py": "meltano",
+    "tests/test_postgres.py": "meltano",
+    "tests/test_demo.py": "warehouse",
+    "tests/test_warehouse.py": "warehouse",
+}
 
 
-class _MeltanoOnOneWorker(LoadScopeScheduling):
-    """Every Meltano test in one unit of work (the largest, so it starts first);
+class _MeltanoUnits(LoadScopeScheduling):
+    """The Meltano tests in two units of work (the largest, so they start first);
     every other test a unit of its own, to whichever worker is free."""
 
     def _split_scope(self, nodeid: str) -> str:
-        return (
-            "meltano" if nodeid.split("::", maxsplit=1)[0] in MELTANO_TESTS else nodeid
-        )
+        return MELTANO_TESTS.get(nodeid.split("::", maxsplit=1)[0], nodeid)
 
 
 def pytest_xdist_make_scheduler(
     config: pytest.Config, log: t.Any
 ) -> LoadScopeScheduling:
-    """Schedule the tests for pytest-xdist's workers (pyproject asks for two).
+    """Schedule the tests for pytest-xdist's workers (pyproject asks for three).
 
     pytest-xdist's own "loadgroup" would group the Meltano tests by a mark, but
     under pytest 9.2 it groups nothing (it renames the items' node ids, which
-    pytest no longer reads), and two workers would then run Meltano side by side.
+    pytest no longer reads), and each Meltano test would pay for an installation.
     """
-    return _MeltanoOnOneWorker(config, log)
+    return _MeltanoUnits(config, log)
 
 
 @pytest.fixture

@@ -5,11 +5,14 @@ The fake starts at import: the suite syncs before function fixtures run.
 
 from __future__ import annotations
 
+import tempfile
+
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from fake_smartflo import FakeSmartflo
 from tap_smartflo.tap import TapSmartflo
 from tests.configs import base_config
+from tests.running import catalog_selecting, discovered_catalog
 
 API = FakeSmartflo(
     contacts=400,
@@ -28,9 +31,21 @@ API = FakeSmartflo(
     callbacks=30,
 ).start()
 
+#: Where call_recordings (which the suite selects with every stream) archives.
+ARCHIVE = tempfile.TemporaryDirectory(prefix="tap-smartflo-core-")
+
 TestTapSmartflo = get_tap_test_class(
     TapSmartflo,
-    config=base_config(API.url, start_date="2024-01-01T00:00:00Z"),
+    config=base_config(
+        API.url,
+        start_date="2024-01-01T00:00:00Z",
+        recordings_archive_url=f"file://{ARCHIVE.name}",
+    ),
     suite_config=SuiteConfig(max_records_limit=1000),
+    # Every stream, call_recordings (off unless selected) included: the suite
+    # selects each stream only after the tap has set its stream maps up.
+    catalog=catalog_selecting(
+        s["tap_stream_id"] for s in discovered_catalog()["streams"]
+    ),
     parse_env_config=False,
 )

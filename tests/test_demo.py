@@ -1,12 +1,24 @@
-"""scripts/demo, the README's first command: the main job through Meltano."""
+"""scripts/demo, the README's first command: the main job through Meltano.
+
+One run of the demo (module-scoped: it loads twice and builds the models once) is
+checked from four sides: what it printed, the DuckDB file it left, the models
+against the raw rows they come from, and its HTML page in a real browser.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import typing as t
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+import pytest
 
 from fake_smartflo import TOKEN, FakeSmartflo
 from tests.configs import FAKE_ACCOUNT_ENV, REPO
@@ -16,8 +28,25 @@ if t.TYPE_CHECKING:
 
     from tests.meltano_runner import Meltano
 
-DEMO_STATE = "demo:tap-smartflo-to-target-jsonl"
-DEV_STATE = "dev:tap-smartflo-to-target-jsonl"
+DEMO_STATE = "demo:tap-smartflo-to-target-duckdb"
+DEV_STATE = "dev:tap-smartflo-to-target-duckdb"
+IST = timezone(timedelta(hours=5, minutes=30))
+#: The streams, each a table of the warehouse.
+STREAMS = {
+    "contacts", "contact_groups", "call_records", "users", "user_details",
+    "departments", "ivrs", "my_numbers", "broadcast_lists", "broadcast_leads",
+    "broadcasts", "dialer_campaigns", "dnd_lists", "dnd_leads", "scheduled_callbacks",
+}  # fmt: skip
+
+
+def output_env(output: Path) -> dict[str, str]:
+    """Where the demo's files go in a test: the warehouse and dbt's own files."""
+    return {
+        "TARGET_DUCKDB_PATH": str(output / "warehouse.duckdb"),
+        "DBT_WAREHOUSE": str(output / "warehouse.duckdb"),
+        "DBT_TARGET_PATH": str(output / "dbt" / "target"),
+        "DBT_LOG_PATH": str(output / "dbt" / "logs"),
+    }
 
 
 def run_demo(meltano: Meltano, **env: str) -> subprocess.CompletedProcess[str]:
@@ -43,76 +72,225 @@ def printed_state(stdout: str, label: str) -> dict[str, t.Any]:
     return t.cast("dict[str, t.Any]", json.loads(match.group(1)))
 
 
-def records(folder: Path) -> list[dict[str, t.Any]]:
-    lines = (folder / "contacts.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+def query(warehouse: Path, sql: str) -> list[tuple[t.Any, ...]]:
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        return db.execute(sql).fetchall()
 
 
-def test_demo_without_credentials_extracts_the_fake_then_only_its_changes(
-    meltano: Meltano, tmp_path: Path
-):
+@dataclass
+class Demo:
+    """One run of the demo without credentials, and what it left."""
+
+    done: subprocess.CompletedProcess[str]
+    warehouse: Path
+    meltano: Meltano
+
+
+@pytest.fixture(scope="module")
+def demo(meltano_installed: Meltano, tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    folder = tmp_path_factory.mktemp("demo")
+    output = folder / "output"
+    output.mkdir()
+    meltano = meltano_installed.with_database(
+        folder / "meltano.db", **output_env(output)
+    )
     # What an earlier demo would leave: its state (here a bookmark no contact
-    # reaches) and its files. Each demo starts afresh, with both cleared.
+    # reaches) and its warehouse. Each demo starts afresh, with both cleared.
     stale = {"bookmarks": {"contacts": {"replication_key": "updated_at"}}}
     stale["bookmarks"]["contacts"]["replication_key_value"] = "2099-01-01T00:00:00Z"
     state = json.dumps({"singer_state": stale})
     meltano.ok("--environment=demo", "state", "set", "--force", DEMO_STATE, state)
-    (tmp_path / "output").mkdir()
-    (tmp_path / "output" / "contacts.jsonl").write_text('{"id": -1}\n')
+    with duckdb.connect(str(output / "warehouse.duckdb")) as db:
+        db.execute("CREATE SCHEMA smartflo")
+        db.execute("CREATE TABLE smartflo.contacts AS SELECT -1 AS id")
+    return Demo(run_demo(meltano), output / "warehouse.duckdb", meltano)
 
-    done = run_demo(meltano)
-    assert "extracting from the bundled fake API" in done.stdout
-    assert "contacts: 1200 records written" in done.stdout
-    # The account's reference and campaign data, each in its file, in both runs
-    # (they are read whole every time).
-    for stream, count in (
-        ("departments", 5),
-        ("ivrs", 3),
-        ("my_numbers", 4),
-        ("broadcast_lists", 3),
-        ("broadcast_leads", 60),
-        ("broadcasts", 120),
-        ("dialer_campaigns", 3),
-    ):
-        assert done.stdout.count(f"  {stream}: {count} records written") == 2, stream
-    written = records(tmp_path / "output")
-    first, second = written[:1200], written[1200:]
-    assert len({r["id"] for r in first}) == 1200
-    assert -1 not in {r["id"] for r in written}
-    # The second run is incremental: the changes only (2 renamed, 1 deleted, 5 new).
-    assert len(second) == 8
-    assert f"contacts: {len(second)} records written" in done.stdout
-    assert sum(r["name"].startswith("Renamed") for r in second) == 2
-    assert sum(r["deleted_at"] is not None for r in second) == 1
-    assert len({r["id"] for r in second} - {r["id"] for r in first}) == 5
-    # It shows the tap's own account of each run: progress, then the summary.
-    assert "Progress: call_records: " in done.stdout
-    assert "Summary: contacts: 1,200 records" in done.stdout
-    assert "Summary: contacts: 8 records" in done.stdout
-    assert done.stdout.count("Summary: Run succeeded") == 2
+
+def test_demo_without_credentials_loads_the_fake_then_only_its_changes(demo: Demo):
+    out = demo.done.stdout
+    assert out.startswith("Installing the Meltano plugins")
+    assert "extracting from the bundled fake API" in out
+    # The tap's own account of each run: progress, then the summary; the second
+    # run is incremental (2 renamed, 1 deleted, 5 new contacts).
+    assert "Progress: call_records: " in out
+    assert "Summary: contacts: 1,200 records" in out
+    assert "Summary: contacts: 8 records" in out
+    assert out.count("Summary: Run succeeded") == 2
+    assert re.search(r"dbt: Done\. PASS=\d+ WARN=\d+ ERROR=0 ", out), out
+    # Every stream a table, one row per id after both runs.
+    found = {
+        table: (rows, ids)
+        for table, rows, ids in re.findall(
+            r"^    (\w+) +(\d+) +(\d+)$", out, re.MULTILINE
+        )
+    }
+    assert found.keys() == STREAMS
+    assert all(rows == ids for rows, ids in found.values())
+    counts = dict(
+        query(
+            demo.warehouse,
+            "SELECT 'contacts', count(DISTINCT id) FROM smartflo.contacts UNION ALL"
+            " SELECT 'departments', count(*) FROM smartflo.departments UNION ALL"
+            " SELECT 'call_records', count(*) FROM smartflo.call_records",
+        )
+    )
+    assert counts == {"contacts": 1205, "departments": 4, "call_records": 512}
+    assert query(demo.warehouse, "SELECT count(*) FROM smartflo.contacts") == [(1205,)]
+    assert query(demo.warehouse, "SELECT id FROM smartflo.contacts WHERE id < 0") == []
+    assert "department 'Escalations 5' removed" in out
+    assert query(
+        demo.warehouse, "SELECT count(*) FROM smartflo.departments WHERE name LIKE 'E%'"
+    ) == [(0,)]
+    renamed = query(
+        demo.warehouse, "SELECT count(*) FROM smartflo.contacts WHERE name LIKE 'Ren%'"
+    )
+    assert renamed == [(2,)]
+    deleted = "SELECT count(*) FROM smartflo.contacts WHERE deleted_at IS NOT NULL"
+    assert query(demo.warehouse, deleted) == [(1,)]
+    types = dict(
+        query(
+            demo.warehouse,
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'smartflo' AND table_name = 'contacts'",
+        )
+    )
+    assert types["updated_at"] == "TIMESTAMP WITH TIME ZONE"
     # The demo's bookmarks are the demo environment's, never a real account's.
-    saved = printed_state(done.stdout, "Meltano saved the state:")
+    saved = printed_state(out, "Meltano saved the state:")
     assert saved["singer_state"]["bookmarks"]["contacts"]["replication_key_value"]
-    assert meltano.state(DEV_STATE) == {}
+    assert demo.meltano.state(DEV_STATE) == {}
+    # It ends with answers, and says where the page is and how to query the file.
+    assert "Inbound answer rate: " in out
+    assert "Missed inbound calls nobody called back within 24 hours: " in out
+    assert f"duckdb {demo.warehouse}" in out
+    assert "read_only=True" in out
 
 
-def test_demo_with_credentials_extracts_the_account_not_the_fake(
+def calls(warehouse: Path) -> list[dict[str, t.Any]]:
+    """Every raw call record: the IST day computed here, apart from the models."""
+    rows = query(
+        warehouse,
+        "SELECT id, epoch(started_at), direction, status, department_name,"
+        " agent_name, client_number FROM smartflo.call_records",
+    )
+    names = ("id", "epoch", "direction", "status", "department", "agent", "number")
+    found = [dict(zip(names, row, strict=True)) for row in rows]
+    for call in found:
+        call["day"] = datetime.fromtimestamp(call["epoch"], IST).date()
+    return found
+
+
+def test_the_models_count_every_call_once_as_the_raw_rows_say(demo: Demo):
+    raw = calls(demo.warehouse)
+    assert len(raw) == 512
+    expected = Counter(
+        (c["day"], c["direction"], c["department"] or "(none)") for c in raw
+    )
+    answered = Counter(
+        (c["day"], c["direction"], c["department"] or "(none)")
+        for c in raw
+        if c["status"] == "answered"
+    )
+    daily = query(
+        demo.warehouse,
+        "SELECT call_date_ist, direction, department_name, calls, answered, missed,"
+        " answer_rate FROM analytics.smartflo_calls_daily",
+    )
+    assert {(d, dr, dp): n for d, dr, dp, n, *_ in daily} == dict(expected)
+    for day, direction, department, total, yes, no, rate in daily:
+        assert yes == answered[(day, direction, department)]
+        assert yes + no == total
+        assert rate == round(yes / total, 4)
+    # Missed inbound calls with no outbound call to the number in the next 24 hours.
+    outbound = [c for c in raw if c["direction"] == "outbound"]
+    unreturned = {
+        c["id"]
+        for c in raw
+        if c["direction"] == "inbound"
+        and c["status"] == "missed"
+        and not any(
+            o["number"] == c["number"] and 0 < o["epoch"] - c["epoch"] <= 24 * 3600
+            for o in outbound
+        )
+    }
+    missed = sum(c["direction"] == "inbound" and c["status"] == "missed" for c in raw)
+    assert 0 < len(unreturned) < missed  # the fake returns some missed calls
+    found = query(
+        demo.warehouse,
+        "SELECT call_record_id FROM analytics.smartflo_missed_unreturned",
+    )
+    assert {row[0] for row in found} == unreturned
+    # Per agent and day; every agent is one of the account's users.
+    agents = Counter((c["day"], c["agent"]) for c in raw)
+    per_agent = query(
+        demo.warehouse,
+        "SELECT call_date_ist, agent_name, calls, user_id"
+        " FROM analytics.smartflo_agent_daily",
+    )
+    assert {(d, a): n for d, a, n, _ in per_agent} == dict(agents)
+    assert all(user_id is not None for *_, user_id in per_agent)
+
+
+def test_the_report_page_shows_calls_per_day_in_a_real_browser(
+    demo: Demo, tmp_path: Path
+):
+    page = demo.warehouse.with_name("report.html")
+    assert f"{page}" in demo.done.stdout
+    browser = shutil.which("chromium")
+    assert browser, "Debian's chromium is missing: .ci/run installs it (apt-get)"
+    headless = [browser, "--headless", "--no-sandbox", "--disable-gpu"]
+    dom = subprocess.run(
+        [*headless, "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    # The chart as the browser parsed it: a bar per day, each the day's calls.
+    days = dict(
+        query(
+            demo.warehouse,
+            "SELECT strftime(call_date_ist, '%Y-%m-%d'), sum(answered)"
+            " FROM analytics.smartflo_calls_daily GROUP BY 1",
+        )
+    )
+    assert '<svg id="calls-per-day"' in dom.stdout
+    bars = re.findall(
+        r'<rect class="answered" data-day="([\d-]+)" data-calls="(\d+)"', dom.stdout
+    )
+    assert bars
+    assert {day: int(n) for day, n in bars} == {
+        day: n for day, n in days.items() if day in dict(bars)
+    }
+    assert len(bars) == min(len(days), 7)
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [*headless, f"--screenshot={shot}", "--window-size=900,700", page.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    assert shot.stat().st_size > 10_000  # a blank page is a few hundred bytes
+
+
+def test_demo_with_credentials_loads_the_account_not_the_fake(
     meltano: Meltano, tmp_path: Path
 ):
+    output = tmp_path / "output"
     # A stand-in for the real API, reached through the user's own settings.
-    with FakeSmartflo(contacts=40) as account:
+    with FakeSmartflo(contacts=40, calls=20, users=3, departments=2) as account:
         done = run_demo(
             meltano,
             TAP_SMARTFLO_API_URL=account.url,
             TAP_SMARTFLO_API_TOKEN=TOKEN,
             **FAKE_ACCOUNT_ENV,  # a user who knows the account's limit
+            **output_env(output),
         )
     assert "Credentials found" in done.stdout
     assert "Fake Smartflo API at" not in done.stdout
     assert account.requests_to("/v1/contacts")
-    assert sorted(r["id"] for r in records(tmp_path / "output")) == sorted(
-        account.store
-    )
+    warehouse = output / "warehouse.duckdb"
+    ids = query(warehouse, "SELECT id FROM smartflo.contacts ORDER BY id")
+    assert [row[0] for row in ids] == sorted(account.store)
+    total = query(warehouse, "SELECT sum(calls) FROM analytics.smartflo_calls_daily")
+    assert total == [(20,)]
+    assert (output / "report.html").is_file()
     saved = printed_state(done.stdout, "State for the next run:")
     assert saved["singer_state"]["bookmarks"]["contacts"]["replication_key_value"]
     assert meltano.state(DEMO_STATE) == {}

@@ -52,7 +52,8 @@ def test_install_asks_meltano_hub_nothing(meltano_installed, watchdog: RequestRe
     assert watchdog.requests == []
     for plugin in ("extractors/tap-smartflo", "loaders/target-jsonl"):
         assert (meltano_installed.sys_dir / plugin / "venv" / "bin").is_dir(), plugin
-    assert (meltano_installed.sys_dir / "loaders/target-postgres/venv").is_dir()
+    for plugin in ("loaders/target-postgres", "loaders/target-duckdb", "utilities/dbt"):
+        assert (meltano_installed.sys_dir / plugin / "venv").is_dir(), plugin
 
 
 def test_run_writes_every_contact_then_the_schedule_writes_the_changes(

@@ -9,6 +9,7 @@ import yaml
 
 from scripts.plugin_settings import HUB_YML, MELTANO_YML, about, expected_settings
 from tests.configs import REPO
+from tests.running import discovered_catalog
 
 #: Setting attributes that the tap's settings schema decides.
 COMPARED = ("name", "label", "kind", "sensitive", "options", "value", "description")
@@ -77,10 +78,15 @@ def test_secrets_are_sensitive_passwords(about_json, definition):
         if schema.get("secret")
     }
     assert {"api_token", "password"} <= secrets
+    properties = about_json["settings"]["properties"]
     for setting in definition["settings"]:
         is_secret = setting["name"] in secrets
         assert setting.get("sensitive", False) is is_secret, setting["name"]
-        assert (setting["kind"] == "password") is is_secret, setting["name"]
+        # A secret object (recordings_storage_options) is entered as an object.
+        is_text = "object" not in properties.get(setting["name"], {}).get("type", [])
+        assert (setting["kind"] == "password") is (is_secret and is_text), setting[
+            "name"
+        ]
 
 
 #: The Meltano kinds that can hold a value of each JSON type.
@@ -155,3 +161,13 @@ def test_meltano_yml_matches_the_hub_definition_where_both_speak():
     for key in ("name", "namespace", "executable", "label"):
         assert extractor[key] == hub[key], key
     assert by_name(extractor["settings"]) == by_name(hub["settings"])
+
+
+def test_both_definitions_select_every_stream_but_the_recordings(about_json):
+    # Meltano selects every stream unless told: call_recordings would then end
+    # each run asking for recordings_archive_url.
+    streams = [entry["tap_stream_id"] for entry in discovered_catalog()["streams"]]
+    wanted = [f"{name}.*" for name in streams if name != "call_recordings"]
+    assert "call_recordings" in streams
+    assert meltano_yml_extractor()["select"] == wanted
+    assert hub_definition()["select"] == wanted

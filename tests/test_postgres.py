@@ -23,6 +23,7 @@ from tests.labels import MIXED_COLUMNS, expected_columns
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from fake_smartflo import Contact
     from tests.meltano_runner import Meltano
@@ -164,8 +165,21 @@ def assert_row_is(row: dict[str, t.Any], contact: Contact) -> None:
         assert stored == expected, (contact.id, name, stored, expected)
 
 
+def assert_the_models_build_on_postgres(
+    meltano: Meltano, database: str, folder: Path, calls: int
+) -> None:
+    """The dbt models the demo builds in DuckDB, built and tested by dbt-postgres on
+    what target-postgres loaded (transform/profiles.yml, target postgres)."""
+    meltano.ok(
+        "invoke", "dbt:build", DBT_TARGET="postgres", PGDATABASE=database,
+        DBT_TARGET_PATH=str(folder / "dbt"), DBT_LOG_PATH=str(folder / "dbt"),
+    )  # fmt: skip
+    daily = "SELECT sum(calls) FROM analytics.smartflo_calls_daily"
+    assert scalar(database, daily) == calls
+
+
 def test_meltano_run_into_postgres_upserts_soft_deletes_and_removes_what_is_gone(
-    database: str, meltano: Meltano
+    database: str, meltano: Meltano, tmp_path: Path
 ):
     with FakeSmartflo(
         contacts=500,
@@ -260,6 +274,9 @@ def test_meltano_run_into_postgres_upserts_soft_deletes_and_removes_what_is_gone
     state = meltano.state(STATE_ID)["singer_state"]["bookmarks"]["contacts"]
     assert datetime.fromisoformat(state["replication_key_value"]) == (
         api.newest_updated_at
+    )
+    assert_the_models_build_on_postgres(
+        meltano, database, tmp_path, len(api.call_store)
     )
 
 

@@ -10,6 +10,7 @@ from fake_smartflo import IST, FakeSmartflo
 from scripts.catalog import select_streams
 from tests.configs import (
     EMAIL,
+    LINKED_STREAMS,
     PASSWORD,
     STREAM_PATHS,
     base_config,
@@ -82,7 +83,10 @@ def test_a_stream_deselected_in_the_catalog_is_neither_requested_nor_emitted(tap
     with full_api() as api:
         config = base_config(api.url, start_date=START.isoformat())
         catalog = json.loads(tap(config, args=["--discover"]).stdout)
-        assert {s["tap_stream_id"] for s in catalog["streams"]} == set(STREAM_PATHS)
+        assert {s["tap_stream_id"] for s in catalog["streams"]} == {
+            *STREAM_PATHS,
+            *LINKED_STREAMS,
+        }
         run = tap(config, catalog=select_streams(catalog, ["contact_groups", "users"]))
     assert run.returncode == 0, run.stderr
     emitted = {m["stream"] for m in run.messages if m["type"] in {"SCHEMA", "RECORD"}}
