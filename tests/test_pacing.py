@@ -7,7 +7,9 @@ by benchmarks/bench.py, never here.
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import math
 import random
 import statistics
 from collections import deque
@@ -383,6 +385,12 @@ def gaps(requests: list) -> list[float]:
     return [b.at - a.at for a, b in itertools.pairwise(requests)]
 
 
+def most_in_one_second(requests: list) -> int:
+    """The most requests that arrived within any one second."""
+    times = [r.at for r in requests]
+    return max(bisect.bisect_left(times, at + 1) - n for n, at in enumerate(times))
+
+
 @pytest.mark.parametrize("fixed_windows", [False, True], ids=["sliding", "fixed"])
 def test_a_second_run_starts_at_the_remembered_share(tap, fixed_windows):
     with FakeSmartflo(
@@ -413,9 +421,12 @@ def test_a_second_run_starts_at_the_remembered_share(tap, fixed_windows):
     assert len(api.requests) >= len(REFERENCE)
     assert [r.status for r in api.requests] == [200] * len(api.requests)
     share = 0.5 * learned["requests_per_second"] / CLEAR
-    # Arrivals, not starts: a busy machine delays one request and not the next.
+    # Arrivals, not starts: a busy machine delays one request and not the next,
+    # so a gap alone can be short (0.22 s for 0.52 s, seen under a load of 10).
+    # What the account counts is requests a second: on average the share, and no
+    # second with more than the share and one late request.
     assert statistics.median(gaps(api.requests)) >= 1 / share * 0.95
-    assert min(gaps(api.requests)) >= 1 / share / 2
+    assert most_in_one_second(api.requests) <= math.ceil(share) + 1
     assert "remembered from" in second.stderr
     assert second.final_state["account"] == learned
 
