@@ -17,6 +17,10 @@ One module per job:
 - ``render``: how the API writes records (zones, time formats, ids as text);
 - ``endpoints``: query parameters, pages and each endpoint's quirks, and the GET
   paths that change a broadcast (recorded in ``broadcast_actions``);
+- ``more``: DND lists and their numbers, scheduled callbacks and user details,
+  their changes (``rename_dnd_list``, ``remove_dnd_lead``, ``schedule_callbacks``,
+  ``make_callback``) and endpoints (keyset ``cursor``/``last_seen_id`` pages with
+  ``hasMore``, required date windows of at most 31 days, a 4xx for an unknown user);
 - ``logins``: accepted tokens, their expiry, and ``POST /v1/auth/login``;
 - ``faults``: injected failures and the account's rate limit;
 - ``recordings``: the audio behind ``recording_url`` (links that expire, downloads

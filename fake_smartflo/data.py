@@ -43,6 +43,9 @@ SAMPLE_ACCOUNT = {
     "leads_per_list": 20,
     "broadcasts": 120,
     "dialer_campaigns": 3,
+    "dnd_lists": 3,
+    "dnd_leads_per_list": 10,
+    "callbacks": 50,
 }
 
 

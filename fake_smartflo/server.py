@@ -15,7 +15,6 @@ from urllib.parse import parse_qs, urlparse
 
 from typing_extensions import Self
 
-from fake_smartflo.endpoints import Endpoints
 from fake_smartflo.faults import (
     CANNED_FAULTS,
     LOGIN_THROTTLED,
@@ -24,6 +23,7 @@ from fake_smartflo.faults import (
     Faults,
 )
 from fake_smartflo.logins import LOGIN_PATH, Logins
+from fake_smartflo.more import Answer, MoreEndpoints
 from fake_smartflo.recordings import RECORDINGS_PATH, Recordings
 
 
@@ -77,7 +77,7 @@ class LoggedRequest:
 
 
 @dataclass
-class FakeSmartflo(Recordings, Faults, Logins, Endpoints):
+class FakeSmartflo(Recordings, Faults, Logins, MoreEndpoints):
     """The fake API: the data, its endpoints, recordings, logins and faults, over HTTP.
 
     Use as a context manager, or ``start()`` and ``stop()``. Every option is an
@@ -201,6 +201,8 @@ class _Handler(BaseHTTPRequestHandler):
         if api.cache_bodies and key in api.body_cache:
             return self.send_raw(entry, 200, api.body_cache[key])
         result: object = route({**entry.params, **path_params})
+        if isinstance(result, Answer):
+            return self.send_json(entry, result.status, result.body)
         if api.body_filter is not None:
             result = api.body_filter(t.cast("dict[str, t.Any]", result))
         payload = json.dumps(result).encode()

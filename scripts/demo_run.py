@@ -183,8 +183,10 @@ def demo_run(env: dict[str, str]) -> None:
             f" records, {len(api.user_store)} users, {len(api.department_store)}"
             f" departments, {len(api.ivr_store)} IVRs, {len(api.number_store)}"
             f" numbers, {len(api.list_store)} broadcast lists of {leads} leads,"
-            f" {len(api.broadcast_store)} broadcasts and {len(api.campaign_store)}"
-            f" dialer campaigns. It allows {SAMPLE_LIMIT} requests a second, which"
+            f" {len(api.broadcast_store)} broadcasts, {len(api.campaign_store)}"
+            f" dialer campaigns, {len(api.callback_store)} scheduled callbacks and"
+            f" {len(api.dnd_list_store)} DND lists of {len(api.dnd_lead_store)}"
+            " numbers. It allows {SAMPLE_LIMIT} requests a second, which"
             " the demo tells the tap (account_requests_per_second); the tap takes"
             " half (rate_limit_share) and leaves the rest to the account's other users."
         )
@@ -231,12 +233,12 @@ def demo_run(env: dict[str, str]) -> None:
     for row in rows:
         print(f"    {row}")
     print(
-        f"  Department {gone!r} is gone from departments: users, departments, ivrs,"
-        " my_numbers, broadcast_lists, broadcast_leads, broadcasts and"
-        " dialer_campaigns are read whole every run, and rows Smartflo no longer"
-        " sends are deleted (ACTIVATE_VERSION, hard_delete). Its calls stay, and"
-        " name a department departments no longer lists: the one dbt test that"
-        " warns (WARN=1) says so."
+        f"  Department {gone!r} is gone from departments: users, user_details,"
+        " departments, ivrs, my_numbers, broadcast_lists, broadcast_leads,"
+        " broadcasts, dialer_campaigns and dnd_leads are read whole every run,"
+        " and rows Smartflo no longer sends are deleted (ACTIVATE_VERSION,"
+        " hard_delete). Its calls stay, and name a department departments no"
+        " longer lists: the one dbt test that warns (WARN=1) says so."
     )
     show_answers(path)
     print(

@@ -38,11 +38,12 @@ class RunFailedError(SmartfloError):
 class EndpointError(SmartfloError):
     """The API refuses one endpoint (403, 404) while others may work."""
 
-    def __init__(self, message: str, *, status: int, path: str) -> None:
-        """Say why, with the HTTP status and the path it answered."""
+    def __init__(self, message: str, *, status: int, path: str, said: str = "") -> None:
+        """Say why, with the HTTP status, the path it answered and what it said."""
         super().__init__(message)
         self.status = status
         self.path = path
+        self.said = said
 
 
 class ErrorBodyError(SmartfloError):
@@ -70,14 +71,26 @@ class PaginationError(SmartfloError):
     """The API's pages do not add up: going on would loop or duplicate records."""
 
 
-class LimitRefusedError(SmartfloError):
-    """The API refused the ``limit`` asked for (a 422, or a 400 that names it)."""
+class RequestRefusedError(SmartfloError):
+    """The API refused this one request (a 4xx other than 401, 403, 404, 429).
+
+    What to make of it is the caller's to judge: a stream that asked for one id
+    may skip that id, one that asked for a time window may name it.
+    """
 
     def __init__(self, message: str, *, status: int, said: str) -> None:
         """Say why; ``said`` is the API's message (``server_message``)."""
         super().__init__(message)
         self.status = status
         self.said = said
+
+
+class LimitRefusedError(RequestRefusedError):
+    """The API refused the ``limit`` asked for (a 422, or a 400 that names it)."""
+
+    def __init__(self, message: str, *, status: int, said: str) -> None:
+        """Say why; ``said`` is the API's message (``server_message``)."""
+        super().__init__(message, status=status, said=said)
         #: The numbers in the API's message: one may be the limit it accepts.
         self.numbers = tuple(int(n) for n in re.findall(r"\d+", said))
 
@@ -142,7 +155,7 @@ def error_for(
             else f"Smartflo answered HTTP 404 on {path}: this server does not have "
             "the endpoint (check api_url)"
         )
-        return EndpointError(message, status=status, path=path)
+        return EndpointError(message, status=status, path=path, said=said)
     if (
         status == HTTPStatus.TOO_MANY_REQUESTS
         or status >= HTTPStatus.INTERNAL_SERVER_ERROR
@@ -156,7 +169,7 @@ def error_for(
         return (
             LimitRefusedError(message, status=status, said=said)
             if refuses_limit
-            else SmartfloError(message)
+            else RequestRefusedError(message, status=status, said=said)
         )
     if status >= HTTPStatus.MULTIPLE_CHOICES:
         return redirect_error(status, path, response)

@@ -225,9 +225,11 @@ class CountedPageNumberPaginator(PageNumberPaginator):
 
 
 class KeysetPaginator:
-    """``last_seen_id`` keyset pages, until the server says ``has_more`` is false.
+    """Keyset pages, until the server says ``has_more`` (or ``hasMore``) is false.
 
-    A body without ``has_more`` is read on to an empty page, or to a page shorter
+    The next key is the body's ``last_seen_id``, else the last record's ``id`` (as
+    ``last_seen_id`` for users and DND leads, ``cursor`` for DND lists). A body
+    without ``has_more`` is read on to an empty page, or to a page shorter
     than the proven page size (see ``PageSize``); ``has_more`` may be a boolean or
     its text.
     """
@@ -261,8 +263,9 @@ class KeysetPaginator:
             next_key = _key(records[-1])
         if next_key is None or next_key in self._seen:
             msg = (
-                f"the server answered has_more with last_seen_id={next_key!r}, "
-                "which would repeat a page: the tap stopped rather than loop"
+                f"the server said more pages follow, after key {next_key!r}, which "
+                "would repeat a page (it seems to ignore the keyset parameter): the "
+                "tap stopped rather than loop"
             )
             raise PaginationError(msg)
         self._seen.add(next_key)
@@ -288,15 +291,22 @@ class SinglePage:
         return
 
 
+#: How envelopes spell "more pages follow": users ``has_more``, DND lists and leads
+#: ``hasMore``.
+HAS_MORE_KEYS = ("has_more", "hasMore")
+
+
 def _has_more(body: t.Mapping[str, t.Any]) -> bool | None:
-    """What ``has_more`` says (None: the body does not say)."""
-    if body.get("has_more") is None:
-        return None
-    try:
-        return bool(to_bool(body["has_more"]))
-    except NormalizationError:
-        msg = f"has_more={body['has_more']!r} is neither true nor false"
-        raise PaginationError(msg) from None
+    """What ``has_more`` (or ``hasMore``) says (None: the body does not say)."""
+    for key in HAS_MORE_KEYS:
+        if body.get(key) is None:
+            continue
+        try:
+            return bool(to_bool(body[key]))
+        except NormalizationError:
+            msg = f"{key}={body[key]!r} is neither true nor false"
+            raise PaginationError(msg) from None
+    return None
 
 
 def _digest(records: t.Sequence[t.Any]) -> bytes:

@@ -207,13 +207,37 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "scheduled_callbacks_days_ahead",
+        th.IntegerType,
+        default=30,
+        title="Scheduled callbacks days ahead",
+        description=(
+            "Days after the run's start that scheduled_callbacks reads callbacks "
+            "scheduled ahead; later ones come in later runs. Every run re-reads "
+            "them (one request per 30 days) and emits only those that changed."
+        ),
+    ),
+    th.Property(
+        "scheduled_callbacks_lookback_days",
+        th.NumberType,
+        default=7,
+        title="Scheduled callbacks lookback days",
+        description=(
+            "Days before the previous run's start that scheduled_callbacks re-reads, "
+            "so that callbacks made (or given up) after their due time arrive with "
+            "their new status; a change to a callback due earlier is not seen (see "
+            "docs/scheduled-callbacks.md)."
+        ),
+    ),
+    th.Property(
         "emit_activate_version_messages",
         th.BooleanType,
         default=True,
         title="Emit ACTIVATE_VERSION messages",
         description=(
-            "After a full-table stream (users, departments, ivrs, my_numbers, "
-            "broadcast_lists, broadcast_leads, broadcasts, dialer_campaigns) was read "
+            "After a full-table stream (users, user_details, departments, ivrs, "
+            "my_numbers, broadcast_lists, broadcast_leads, broadcasts, "
+            "dialer_campaigns, dnd_leads) was read "
             "whole, tell the target that the rows it did not send are gone: an "
             "ACTIVATE_VERSION message after the last record, never before. "
             "target-postgres then sets _sdc_deleted_at on them (or deletes them with "
@@ -316,6 +340,8 @@ def setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     for name in (
         "lookback_minutes",
         "call_records_lookback_hours",
+        "scheduled_callbacks_days_ahead",
+        "scheduled_callbacks_lookback_days",
         "progress_interval_seconds",
     ):
         lookback = config.get(name)

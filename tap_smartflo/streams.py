@@ -13,8 +13,10 @@ from functools import cached_property
 
 from typing_extensions import override
 
+from tap_smartflo.callbacks import CallbackWindowsStream
 from tap_smartflo.client import SCHEMAS
 from tap_smartflo.custom_fields import CustomFieldColumns, is_custom_column
+from tap_smartflo.details import DetailsStream
 from tap_smartflo.incremental import UpdatedAfterStream
 from tap_smartflo.normalize import (
     date_time_text,
@@ -116,6 +118,24 @@ class UsersStream(FullTableStream):
     primary_keys = ("id",)
     records_key = "data"
     paging = Keyset(param="last_seen_id")
+
+    @override
+    def get_child_context(self, record: Record, context: Context | None) -> Context:
+        return {"user_id": record["id"]}
+
+
+class UserDetailsStream(DetailsStream):
+    """Each user's details: ``GET /v1/user/{user_id}``.
+
+    A child of users: one object per user under ``data``; full table. An id the API
+    answers with an error is skipped with a warning (details.py).
+    """
+
+    name = "user_details"
+    path = "/v1/user/{user_id}"
+    primary_keys = ("id",)
+    parent_stream_type = UsersStream
+    id_key = "user_id"
 
 
 class DepartmentsStream(FullTableStream):
@@ -226,6 +246,55 @@ class DialerCampaignsStream(FullTableStream):
     records_key = "data"
     paging = Unpaged()
     converter_overrides: t.ClassVar[Mapping[str, Converter]] = {"id": to_id_text}
+
+
+class DndListsStream(UpdatedAfterStream):
+    """DND lists (numbers not to call): ``GET /v1/broadcast/dnd/lists``.
+
+    Keyset pages of at most 100 (documented) after ``cursor``, the last id read, in
+    ascending order; incremental on ``updated_at`` (the ``updated_after`` filter).
+    """
+
+    name = "dnd_lists"
+    path = "/v1/broadcast/dnd/lists"
+    primary_keys = ("id",)
+    records_key = "data"
+    paging = Keyset(max_size=100, param="cursor")
+
+    @override
+    def get_url_params(
+        self, context: Context | None, next_page_token: t.Any
+    ) -> dict[str, t.Any]:
+        return {**super().get_url_params(context, next_page_token), "sort_dir": "asc"}
+
+
+class DndLeadsStream(FullTableStream):
+    """The numbers on DND lists: ``GET /v1/broadcast/dnd/leads``.
+
+    Keyset pages of at most 100 (documented) after ``last_seen_id`` (24-hex ids);
+    full table: only ``created_at`` exists, so a number taken off a list is gone.
+    """
+
+    name = "dnd_leads"
+    path = "/v1/broadcast/dnd/leads"
+    primary_keys = ("id",)
+    records_key = "data"
+    paging = Keyset(max_size=100, param="last_seen_id")
+    converter_overrides: t.ClassVar[Mapping[str, Converter]] = {"id": to_id_text}
+
+
+class ScheduledCallbacksStream(CallbackWindowsStream):
+    """Scheduled callbacks: ``GET /v1/dialer/schedule_call``.
+
+    All at once per ``from_date``/``to_date`` window; incremental on
+    ``schedule_date_time``: history from ``start_date``, then each run re-reads
+    ``scheduled_callbacks_lookback_days`` and ``scheduled_callbacks_days_ahead``,
+    emitting only the callbacks that changed (callbacks.py).
+    """
+
+    name = "scheduled_callbacks"
+    path = "/v1/dialer/schedule_call"
+    primary_keys = ("id",)
 
 
 class CallRecordsStream(WindowedStream):

@@ -47,8 +47,12 @@ from tap_smartflo.streams import (
     ContactsStream,
     DepartmentsStream,
     DialerCampaignsStream,
+    DndLeadsStream,
+    DndListsStream,
     IvrsStream,
     MyNumbersStream,
+    ScheduledCallbacksStream,
+    UserDetailsStream,
     UsersStream,
 )
 from tap_smartflo.transport import Transport, make_session
@@ -68,11 +72,12 @@ if t.TYPE_CHECKING:
 #: request. Call records come last: a first sync walks years of windows, and
 #: everything cheap (a request or a few each) is loaded before that walk starts, so
 #: a run stopped or failing during it has loaded the rest. Broadcast leads are
-#: synced by their parent, broadcast lists, list by list.
+#: synced by their parent, broadcast lists, list by list; user details by users.
 STREAM_TYPES: tuple[type[SmartfloStream], ...] = (
     ContactsStream,
     ContactGroupsStream,
     UsersStream,
+    UserDetailsStream,
     DepartmentsStream,
     IvrsStream,
     MyNumbersStream,
@@ -80,6 +85,9 @@ STREAM_TYPES: tuple[type[SmartfloStream], ...] = (
     BroadcastLeadsStream,
     BroadcastsStream,
     DialerCampaignsStream,
+    DndListsStream,
+    DndLeadsStream,
+    ScheduledCallbacksStream,
     CallRecordsStream,
     CallRecordingsStream,
 )

@@ -205,6 +205,16 @@ class Transport:
             raise error
 
 
+class OneRecord(str):
+    """A ``records_key`` under which the body holds one record (an object), not a list.
+
+    ``GET /v1/user/{id}`` answers ``{"data": {...}}``: that object is the page's one
+    record. Still text, so it goes wherever a ``records_key`` goes.
+    """
+
+    __slots__ = ()
+
+
 def records_in(body: object, records_key: str | None, path: str) -> list[t.Any]:
     """The records of the page ``body``: under ``records_key``, or the body itself.
 
@@ -217,6 +227,8 @@ def records_in(body: object, records_key: str | None, path: str) -> list[t.Any]:
         found = body.get(records_key) if isinstance(body, dict) else None
     if isinstance(found, list):
         return found
+    if isinstance(records_key, OneRecord) and isinstance(found, dict) and found:
+        return [found]
     where = "a list" if records_key is None else f"a '{records_key}' list"
     if said := server_message(body):
         msg = f"{path} answered an error instead of {where}{said}"

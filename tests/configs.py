@@ -21,6 +21,7 @@ STREAM_PATHS = {
     "contacts": "/v1/contacts",
     "contact_groups": "/v1/contact/groups",
     "users": "/v1/users",
+    "user_details": "/v1/user/{user_id}",
     "departments": "/v1/departments",
     "ivrs": "/v1/ivrs",
     "my_numbers": "/v1/my_number",
@@ -28,6 +29,9 @@ STREAM_PATHS = {
     "broadcast_leads": "/v1/broadcast/leads/{list_id}",
     "broadcasts": "/v2/broadcasts",
     "dialer_campaigns": "/v1/dialer/campaign",
+    "dnd_lists": "/v1/broadcast/dnd/lists",
+    "dnd_leads": "/v1/broadcast/dnd/leads",
+    "scheduled_callbacks": "/v1/dialer/schedule_call",
     "call_records": "/v1/call/records",
 }
 

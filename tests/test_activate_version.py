@@ -19,7 +19,13 @@ from tests.configs import FAST_RETRIES, STREAM_PATHS, base_config
 if t.TYPE_CHECKING:
     from tests.messages import TapRun
 
-INCREMENTAL = ("contacts", "contact_groups", "call_records")
+INCREMENTAL = (
+    "contacts",
+    "contact_groups",
+    "dnd_lists",
+    "scheduled_callbacks",
+    "call_records",
+)
 FULL_TABLE = tuple(stream for stream in STREAM_PATHS if stream not in INCREMENTAL)
 
 
@@ -37,6 +43,9 @@ def account(**options: t.Any) -> FakeSmartflo:
         leads_per_list=2,
         broadcasts=5,
         dialer_campaigns=2,
+        dnd_lists=2,
+        dnd_leads_per_list=2,
+        callbacks=5,
         **options,
     )
 

@@ -26,6 +26,9 @@ API = FakeSmartflo(
     leads_per_list=5,
     broadcasts=150,
     dialer_campaigns=2,
+    dnd_lists=3,
+    dnd_leads_per_list=4,
+    callbacks=30,
 ).start()
 
 #: Where call_recordings (which the suite selects with every stream) archives.

@@ -33,9 +33,9 @@ DEV_STATE = "dev:tap-smartflo-to-target-duckdb"
 IST = timezone(timedelta(hours=5, minutes=30))
 #: The streams, each a table of the warehouse.
 STREAMS = {
-    "contacts", "contact_groups", "call_records", "users", "departments", "ivrs",
-    "my_numbers", "broadcast_lists", "broadcast_leads", "broadcasts",
-    "dialer_campaigns",
+    "contacts", "contact_groups", "call_records", "users", "user_details",
+    "departments", "ivrs", "my_numbers", "broadcast_lists", "broadcast_leads",
+    "broadcasts", "dialer_campaigns", "dnd_lists", "dnd_leads", "scheduled_callbacks",
 }  # fmt: skip
 
 

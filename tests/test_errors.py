@@ -9,6 +9,7 @@ from tap_smartflo.errors import (
     CredentialsRefusedError,
     EndpointError,
     LimitRefusedError,
+    RequestRefusedError,
     SmartfloError,
     error_for,
     server_message,
@@ -63,7 +64,11 @@ def test_429_and_5xx_are_worth_retrying(status):
 @pytest.mark.parametrize("status", [400, 405])
 def test_other_4xx_end_the_run(status):
     error = judge(status, ": bad date")
-    assert type(error) is SmartfloError
+    # Permanent (a SmartfloError), and its status kept for a stream that can skip
+    # what it asked for (an unknown user id).
+    assert type(error) is RequestRefusedError
+    assert isinstance(error, SmartfloError)
+    assert (error.status, error.said) == (status, ": bad date")
     assert (
         str(error)
         == f"Smartflo refused the request (HTTP {status} on /v1/users): bad date"

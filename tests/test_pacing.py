@@ -508,11 +508,14 @@ def test_a_small_incremental_run_costs_one_request_per_stream(tap):
     assert len(second.records()) < 100  # the change and the lookback overlap
     paths = sorted(r.path for r in api.requests)
     # Without a catalog the tap discovers in-process: one more request, for the
-    # contact groups' custom-field labels. Broadcast leads: one request per
-    # broadcast list, and this account has none.
+    # contact groups' custom-field labels. Broadcast leads and user details: one
+    # request per broadcast list or user, and this account has none. Scheduled
+    # callbacks: two windows (the 7 days' lookback and the 30 days ahead).
+    per_parent = {"broadcast_leads", "user_details"}
     assert paths == sorted(
         [
             "/v1/contact/groups",
-            *(path for s, path in STREAM_PATHS.items() if s != "broadcast_leads"),
+            STREAM_PATHS["scheduled_callbacks"],
+            *(path for s, path in STREAM_PATHS.items() if s not in per_parent),
         ]
     )

@@ -136,8 +136,8 @@ def test_403_names_both_causes(tap, api):
     assert "no permission" in run.stderr
     assert "api_url or the path is wrong" in run.stderr
     # Discovery's request, then each stream's once (broadcast leads need a list
-    # first), none retried.
-    assert len(api.requests) == 1 + len(STREAM_PATHS) - 1
+    # first, user details a user), none retried.
+    assert len(api.requests) == 1 + len(STREAM_PATHS) - 2
 
 
 def test_a_refused_endpoint_skips_its_stream_and_the_others_are_extracted(tap, api):
@@ -190,8 +190,13 @@ def test_a_stream_that_loses_access_fails_the_run_after_the_others_are_extracted
     lost = second.final_state["bookmarks"]
     assert lost["call_records"] == first.final_state["bookmarks"]["call_records"]
     errors = [line for line in second.stderr.splitlines() if "ERROR" in line]
-    assert len(errors) == 2, errors
-    for stream, path in (("call_records", "/v1/call/records"), ("users", "/v1/users")):
+    assert len(errors) == 3, errors
+    # User details are read per user: refused with users, their parent.
+    for stream, path in (
+        ("call_records", "/v1/call/records"),
+        ("users", "/v1/users"),
+        ("user_details", "/v1/users"),
+    ):
         line = next(line for line in errors if f"'{stream}'" in line)
         assert f"HTTP 403 on {path}" in line
         assert "was extracted before" in line

@@ -63,7 +63,7 @@ def test_records_leave_through_the_taps_record_message_override(api, monkeypatch
     monkeypatch.setattr(SmartfloStream, "_generate_record_messages", counted)
     lines = sync(new_tap(api))
     records = [line for line in lines if line.startswith(b'{"type":"RECORD"')]
-    assert len(records) == 120 + 4 + 30 + 25
+    assert len(records) == 120 + 4 + 30 + 25 + 25  # the users, and their details
     assert len(calls) == len(records)
 
 

@@ -26,7 +26,9 @@ def full_api(**quirks) -> FakeSmartflo:
         contacts=450,
         contact_groups=130,
         calls=420,
-        users=250,
+        # Two pages of users at the fake's cap of 100 (three at page_size 40);
+        # each user's details cost a request of its own.
+        users=120,
         departments=4,
         ivrs=2,
         numbers=3,
@@ -34,6 +36,9 @@ def full_api(**quirks) -> FakeSmartflo:
         leads_per_list=3,
         broadcasts=120,
         dialer_campaigns=2,
+        dnd_lists=3,
+        dnd_leads_per_list=3,
+        callbacks=20,
         **quirks,
     )
 
@@ -53,6 +58,10 @@ def expected_ids(api: FakeSmartflo) -> dict[str, list]:
         ),
         "broadcasts": sorted(api.broadcast_store),
         "dialer_campaigns": sorted(str(i) for i in api.campaign_store),
+        "user_details": sorted(api.user_store),
+        "dnd_lists": sorted(api.dnd_list_store),
+        "dnd_leads": sorted(api.dnd_lead_store),
+        "scheduled_callbacks": sorted(api.callback_store),
     }
 
 
@@ -83,7 +92,7 @@ def test_a_stream_deselected_in_the_catalog_is_neither_requested_nor_emitted(tap
     emitted = {m["stream"] for m in run.messages if m["type"] in {"SCHEMA", "RECORD"}}
     assert emitted == {"contact_groups", "users"}
     assert {r.path for r in api.requests} == {"/v1/contact/groups", "/v1/users"}
-    assert len(run.records("users")) == 250
+    assert len(run.records("users")) == 120
 
 
 def test_each_stream_keeps_its_own_bookmark(tap):
@@ -149,7 +158,9 @@ def test_a_full_run_touches_only_the_documented_read_paths(tap):
 
 def test_new_streams_cost_a_request_per_endpoint_per_list_and_per_100_broadcasts(tap):
     older = {"contacts", "contact_groups", "users", "call_records"}
-    streams = [stream for stream in STREAM_PATHS if stream not in older]
+    # What the DND, callback and user-details streams cost: test_more_streams.py.
+    later = {"user_details", "dnd_lists", "dnd_leads", "scheduled_callbacks"}
+    streams = [stream for stream in STREAM_PATHS if stream not in older | later]
     with FakeSmartflo(
         departments=3,
         ivrs=2,
