@@ -157,7 +157,7 @@ def test_first_sync_over_years_of_empty_history_costs_one_request_per_window(tap
 
 def test_first_sync_without_start_date_starts_in_2015(tap):
     with FakeSmartflo(calls=5) as api:
-        run = tap(base_config(api.url))
+        run = tap(base_config(api.url, start_date=None))
     assert run.returncode == 0, run.stderr
     assert len(run.records("call_records")) == 5
     first = windows_asked(api)[0][0]

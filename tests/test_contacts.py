@@ -139,7 +139,7 @@ def test_custom_field_values_are_text_or_null(tap, api):
 
 
 def test_updated_after_is_absent_on_a_full_first_sync(tap, api):
-    tap(base_config(api.url))
+    tap(base_config(api.url, start_date=None))
     assert all("updated_after" not in r.params for r in api.requests)
 
 

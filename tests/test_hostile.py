@@ -250,7 +250,7 @@ UPDATED_AT = {"replication_key": "updated_at"}
 )
 def test_a_state_of_the_wrong_shape_is_ignored_with_one_warning(tap, state, named):
     with FakeSmartflo(contacts=40) as api:
-        config = base_config(api.url, start_date="2000-01-01T00:00:00Z")
+        config = base_config(api.url, start_date="2024-01-01T00:00:00Z")
         run = tap(config, state=state)
         again = tap(config, state=run.final_state)
     assert run.returncode == 0, run.stderr
@@ -270,7 +270,7 @@ def test_an_integer_bookmark_starts_the_stream_from_start_date(tap):
     state = {"bookmarks": {"contacts": {**UPDATED_AT, "replication_key_value": 7}}}
     with FakeSmartflo(contacts=40) as api:
         run = tap(
-            base_config(api.url, start_date="2000-01-01T00:00:00Z"),
+            base_config(api.url, start_date="2024-01-01T00:00:00Z"),
             state=state,
             streams=[CONTACTS_STREAM],
         )
