@@ -29,7 +29,7 @@ from typing import Any
 from typing_extensions import Self
 
 from fake_smartflo import IST, TOKEN, FakeSmartflo
-from scripts.catalog import discover, select_streams
+from scripts.catalog import discover, select_streams, selected_by_default
 from scripts.environment import clean_env
 
 
@@ -189,7 +189,8 @@ def tap(
     catalog = workdir / f"catalog-{'-'.join(streams) or 'all'}.json"
     if not catalog.exists():
         found = discover()
-        every = [entry["tap_stream_id"] for entry in found["streams"]]
+        # No streams named: every stream a run extracts by default.
+        every = selected_by_default(found)
         catalog.write_text(json.dumps(select_streams(found, streams or every)))
     command = [sys.executable, "-m", "tap_smartflo", "--config", str(path)]
     state_args = ["--state", str(state)] if state is not None else []

@@ -62,6 +62,16 @@ def select_streams(catalog: Catalog, streams: t.Iterable[str]) -> Catalog:
     return catalog
 
 
+def selected_by_default(catalog: Catalog) -> list[str]:
+    """The streams a run extracts when nothing is selected (not call_recordings)."""
+    return [
+        entry["tap_stream_id"]
+        for entry in catalog["streams"]
+        for item in entry["metadata"]
+        if item["breadcrumb"] == [] and item["metadata"].get("selected-by-default")
+    ]
+
+
 def deselect_properties(
     catalog: Catalog, stream: str, properties: t.Iterable[str]
 ) -> Catalog:

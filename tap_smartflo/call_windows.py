@@ -48,9 +48,18 @@ def call_windows(
 
     From ``start`` (all history when None) to a margin before ``run_started``.
     """
+    return history_windows(start, run_started - CALL_WINDOW_END_MARGIN, days)
+
+
+def history_windows(
+    start: datetime | None, end: datetime, days: float
+) -> list[tuple[datetime, datetime]]:
+    """``[start, end)`` in windows of at most ``days``, oldest first, whole seconds.
+
+    All history (from CALL_HISTORY_START) when ``start`` is None.
+    """
     low = (start or CALL_HISTORY_START).replace(microsecond=0)
-    high = (run_started - CALL_WINDOW_END_MARGIN).replace(microsecond=0)
-    return list(time_windows(low, high, timedelta(days=days)))
+    return list(time_windows(low, end.replace(microsecond=0), timedelta(days=days)))
 
 
 class CallLedger:

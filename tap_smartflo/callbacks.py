@@ -22,17 +22,19 @@ ahead. See docs/scheduled-callbacks.md for what the lookback covers, and what no
 
 from __future__ import annotations
 
-import hashlib
 import typing as t
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import msgspec
 from typing_extensions import override
 
-from tap_smartflo.call_windows import CALL_HISTORY_START, time_windows
+from tap_smartflo.call_windows import history_windows
 from tap_smartflo.errors import ErrorBodyError, RequestRefusedError, SmartfloError
-from tap_smartflo.incremental import EMITTED_KEY, IncrementalSmartfloStream
+from tap_smartflo.incremental import (
+    EMITTED_KEY,
+    IncrementalSmartfloStream,
+    content_digest,
+)
 from tap_smartflo.normalize import IST, UTC, format_utc, query_time
 from tap_smartflo.pages import Unpaged
 from tap_smartflo.pagination import PageSize
@@ -50,7 +52,6 @@ CALLBACK_WINDOW_DAYS = 30
 #: (the server reading the dates in another zone): farther means the dates are
 #: ignored, and the callback is left to its own window.
 CALLBACK_WINDOW_SLACK = timedelta(days=1)
-_SORTED_JSON = msgspec.json.Encoder(order="sorted")
 
 
 def callback_windows(
@@ -60,15 +61,8 @@ def callback_windows(
 
     From ``start`` (all history when None) to ``days_ahead`` after ``run_started``.
     """
-    low = (start or CALL_HISTORY_START).replace(microsecond=0)
-    high = (run_started + timedelta(days=days_ahead)).replace(microsecond=0)
-    return list(time_windows(low, high, timedelta(days=CALLBACK_WINDOW_DAYS)))
-
-
-def digest_of(record: Mapping[str, t.Any]) -> str:
-    """A short digest of a record as emitted: equal digests, the same record."""
-    encoded = _SORTED_JSON.encode(record)
-    return hashlib.blake2b(encoded, digest_size=6).hexdigest()
+    end = run_started + timedelta(days=days_ahead)
+    return history_windows(start, end, CALLBACK_WINDOW_DAYS)
 
 
 class CallbackDigests:
@@ -90,7 +84,7 @@ class CallbackDigests:
         self, identity: str, due: str | None, record: Mapping[str, t.Any]
     ) -> bool:
         """Whether to emit ``record`` (the callback ``identity``, due at ``due``)."""
-        digest = digest_of(record)
+        digest = content_digest(record)
         known = self.read.get(identity, (self.before.get(identity), None))[0]
         self.read[identity] = (digest, due)
         return digest != known

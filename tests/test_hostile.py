@@ -455,11 +455,16 @@ def assert_abandoned_at_the_deadline(seen: list[str], took: float) -> None:
     assert took < 2 + 1 + 2
 
 
-def test_a_server_that_trickles_a_body_is_abandoned_at_the_deadline(tap):
-    body = json.dumps({"page": 1, "size": 0, "limit": 10, "results": []}).encode()
-    body += b" " * 2000  # 2000 more seconds at the pace below: never waited for
+def trickling(body: bytes) -> t.Callable[[_Hostile], None]:
+    """A handler that answers 200 with ``body``, a byte every 0.05 s.
+
+    Every read comes well within request_timeout; the whole never does. A request's
+    own body (a login's) is read first.
+    """
+    body += b" " * 2000  # 2000 more seconds at this pace: never waited for
 
     def trickle(handler: _Hostile) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         handler.send_response(200)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(body)))
@@ -467,7 +472,15 @@ def test_a_server_that_trickles_a_body_is_abandoned_at_the_deadline(tap):
         for byte in body:
             handler.wfile.write(bytes([byte]))
             handler.wfile.flush()
-            time.sleep(0.05)  # every read comes well within request_timeout
+            time.sleep(0.05)
+
+    return trickle
+
+
+def test_a_server_that_trickles_a_body_is_abandoned_at_the_deadline(tap):
+    trickle = trickling(
+        json.dumps({"page": 1, "size": 0, "limit": 10, "results": []}).encode()
+    )
 
     with hostile(trickle) as (url, seen):
         began = time.monotonic()
@@ -567,19 +580,9 @@ def test_a_tls_connection_cut_short_stays_a_passing_fault():
 
 
 def test_a_login_answer_trickled_is_abandoned_at_the_deadline(tap):
-    body = json.dumps({"success": True, "access_token": "eyJ.trickled"}).encode()
-    body += b" " * 2000
-
-    def trickle(handler: _Hostile) -> None:
-        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        for byte in body:
-            handler.wfile.write(bytes([byte]))
-            handler.wfile.flush()
-            time.sleep(0.05)
+    trickle = trickling(
+        json.dumps({"success": True, "access_token": "eyJ.trickled"}).encode()
+    )
 
     with hostile(trickle) as (url, seen):
         began = time.monotonic()

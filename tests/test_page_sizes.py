@@ -8,12 +8,16 @@ does, nothing is lost, and the size learned is remembered for the next run.
 
 from __future__ import annotations
 
+import typing as t
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from fake_smartflo import FakeSmartflo
 from tests.configs import base_config
+
+if t.TYPE_CHECKING:
+    from tests.messages import TapRun
 
 CONTACTS, CALLS, GROUPS, USERS = (
     "/v1/contacts",
@@ -38,6 +42,19 @@ def limits_asked(api: FakeSmartflo, path: str) -> list[str]:
 def refusals(run, path: str) -> list[str]:
     """The log lines that say ``path`` refused the limit asked for."""
     return [line for line in run.stderr.splitlines() if f"{path} refused" in line]
+
+
+def rerun_after_changes(tap, api, config, first) -> tuple[TapRun, list]:
+    """Change three contacts a minute later; run again from ``first``'s STATE.
+
+    Returns the second run and the contacts changed (only its requests in the log).
+    """
+    api.requests.clear()
+    api.tick(60)
+    changed = sorted(api.store)[:3]
+    for contact_id in changed:
+        api.touch(contact_id, name="Changed")
+    return tap(config, streams=["contacts"], state=first.final_state), changed
 
 
 def test_a_server_capping_at_500_and_echoing_the_asked_limit_loses_nothing(tap):
@@ -155,12 +172,7 @@ def test_the_learned_size_is_asked_from_the_first_request_of_the_next_run(tap):
         config = base_config(api.url)
         first = tap(config, streams=["contacts"])
         assert first.final_state["account"]["page_sizes"] == {CONTACTS: 500}
-        api.requests.clear()
-        api.tick(60)
-        changed = sorted(api.store)[:3]
-        for contact_id in changed:
-            api.touch(contact_id, name="Changed")
-        second = tap(config, streams=["contacts"], state=first.final_state)
+        second, changed = rerun_after_changes(tap, api, config, first)
     assert second.returncode == 0, second.stderr
     assert sorted(contact_ids(second)) == changed
     # Asked for 500 at once; the short page ends the data (500 is proven). (A page
@@ -176,12 +188,7 @@ def test_a_refused_limit_is_not_asked_again_in_the_next_run(tap):
         config = base_config(api.url)
         first = tap(config, streams=["contacts"])
         assert len(refusals(first, CONTACTS)) == 1
-        api.requests.clear()
-        api.tick(60)
-        changed = sorted(api.store)[:3]
-        for contact_id in changed:
-            api.touch(contact_id, name="Changed")
-        second = tap(config, streams=["contacts"], state=first.final_state)
+        second, changed = rerun_after_changes(tap, api, config, first)
     assert second.returncode == 0, second.stderr
     assert sorted(contact_ids(second)) == changed
     assert refusals(second, CONTACTS) == []
