@@ -8,7 +8,13 @@ import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 from fake_smartflo import FakeSmartflo
-from tests.meltano_runner import MELTANO, Meltano, RequestRecorder
+from tests.meltano_runner import (
+    MELTANO,
+    Meltano,
+    RequestRecorder,
+    install,
+    worker_copy,
+)
 from tests.running import run_tap, run_tap_cli
 
 if t.TYPE_CHECKING:
@@ -17,24 +23,57 @@ if t.TYPE_CHECKING:
 
     from tests.messages import TapRun
 
-#: The test files that run Meltano, by unit of work: a worker runs a unit whole, in
-#: one Meltano installation (the installation takes seconds; the runs take longer).
-#: The warehouse's (a demo run, loads and dbt builds) is a unit apart from the rest,
-#: so that the two largest units start at once, each on a worker of its own.
-MELTANO_TESTS = {
-    "tests/test_meltano.py": "meltano",
-    "tests/test_postgres.py": "meltano",
-    "tests/test_demo.py": "warehouse",
-    "tests/test_warehouse.py": "warehouse",
-}
+#: Modules whose tests share a module-scoped fixture (one run of the demo, one load
+#: of the warehouse, one S3 server): each is one unit of work, run whole by one
+#: worker, so the fixture is made once. Every other test is a unit of its own, for
+#: whichever worker is free (tests/test_dev_tools.py checks the list is whole).
+SHARED_MODULES = (
+    "tests/test_demo.py",
+    "tests/test_warehouse.py",
+    "tests/test_recordings.py",
+    "tests/test_more_streams.py",
+    "tests/test_plugin_definitions.py",
+)
+#: The units that take longest (Meltano, dbt, a real clock), longest first, as
+#: measured: they are handed out first, and the short tests fill the workers around
+#: them. A test not named here follows them, in the order pytest collected it.
+LONGEST = (
+    "tests/test_demo.py",
+    "tests/test_meltano.py::test_run_writes_every_contact_then_the_schedule",
+    "tests/test_meltano.py::test_the_limit_learned_in_one_run_is_remembered",
+    "tests/test_demo_account.py",
+    "tests/test_postgres.py",
+    "tests/test_warehouse.py",
+    "tests/test_meltano.py::test_a_forbidden_stream_is_skipped",
+    "tests/test_pacing.py::test_a_second_run_starts_at_the_remembered_share",
+    "tests/test_meltano.py::test_meltano_config_test_passes",
+)
 
 
-class _MeltanoUnits(LoadScopeScheduling):
-    """The Meltano tests in two units of work (the largest, so they start first);
-    every other test a unit of its own, to whichever worker is free."""
+def unit_of(nodeid: str) -> str:
+    """The unit of work a test belongs to (its module's, or its own)."""
+    module = nodeid.split("::", maxsplit=1)[0]
+    return module if module in SHARED_MODULES else nodeid
+
+
+def rank(nodeid: str) -> int:
+    """Where a test's unit comes in LONGEST (after all of them if not there)."""
+    return next(
+        (n for n, prefix in enumerate(LONGEST) if nodeid.startswith(prefix)),
+        len(LONGEST),
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest units first (each worker collects, in the same order)."""
+    items.sort(key=lambda item: rank(item.nodeid))
+
+
+class _Units(LoadScopeScheduling):
+    """Hands out the units of work (``unit_of``) in the order collected."""
 
     def _split_scope(self, nodeid: str) -> str:
-        return MELTANO_TESTS.get(nodeid.split("::", maxsplit=1)[0], nodeid)
+        return unit_of(nodeid)
 
 
 def pytest_xdist_make_scheduler(
@@ -42,11 +81,13 @@ def pytest_xdist_make_scheduler(
 ) -> LoadScopeScheduling:
     """Schedule the tests for pytest-xdist's workers (pyproject asks for three).
 
-    pytest-xdist's own "loadgroup" would group the Meltano tests by a mark, but
-    under pytest 9.2 it groups nothing (it renames the items' node ids, which
-    pytest no longer reads), and each Meltano test would pay for an installation.
+    pytest-xdist's own "loadgroup" would group tests by a mark, but under pytest
+    9.2 it groups nothing (it renames the items' node ids, which pytest no longer
+    reads). Its "loadscope" reorders the units by their number of tests, not by
+    how long they take: the order here is LONGEST's.
     """
-    return _MeltanoUnits(config, log)
+    config.option.loadscopereorder = False
+    return _Units(config, log)
 
 
 @pytest.fixture
@@ -85,14 +126,19 @@ def watchdog() -> Iterator[RequestRecorder]:
 
 @pytest.fixture(scope="session")
 def meltano_installed(
-    tmp_path_factory: pytest.TempPathFactory, watchdog: RequestRecorder
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str, watchdog: RequestRecorder
 ) -> Meltano:
-    """``meltano install`` of this project, once per session, into a fresh folder."""
+    """``meltano install`` of this project, once per session (``install``).
+
+    Each of pytest-xdist's workers runs Meltano in a copy of its own of the
+    installation (``worker_copy``), with its own system database and watchdog.
+    """
     assert MELTANO.exists(), "Meltano is missing: pip install -e '.[dev,meltano]'"
-    base = tmp_path_factory.mktemp("meltano")
-    meltano = Meltano(base / ".meltano", base / "install.db", watchdog.url)
-    meltano.ok("install")
-    return meltano
+    own = tmp_path_factory.getbasetemp()
+    asked = install(own if worker_id == "master" else own.parent)
+    return Meltano(
+        worker_copy(worker_id), own / "meltano.db", watchdog.url, install_requests=asked
+    )
 
 
 @pytest.fixture

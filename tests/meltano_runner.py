@@ -1,15 +1,18 @@
 """Run this repository's Meltano project as a user does, with nothing shared.
 
 The project is the real ``meltano.yml`` at the repository root. What Meltano writes
-goes elsewhere: plugin virtualenvs to a ``.meltano`` folder per test session
-(``MELTANO_SYS_DIR_ROOT``), state to a system database per test
-(``MELTANO_DATABASE_URI``), files to a folder per test. A developer's own
-``.meltano/``, ``output/`` and settings are never read or touched.
+goes elsewhere: plugin virtualenvs to a ``.meltano`` folder of the tests' own
+(``MELTANO_SYS_DIR_ROOT``: INSTALLATION, installed again each session), state to a
+system database per test (``MELTANO_DATABASE_URI``), files to a folder per test. A
+developer's own ``.meltano/``, ``output/`` and settings are never read or touched.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import shutil
 import subprocess
 import sys
 import typing as t
@@ -25,6 +28,11 @@ from tests.configs import REPO
 
 #: Installed beside the interpreter by the "meltano" extra (scripts/test).
 MELTANO = Path(sys.executable).with_name("meltano")
+#: Where the tests install this project's Meltano plugins (Meltano's system folder,
+#: MELTANO_SYS_DIR_ROOT): in the tests' virtualenv, apart from a developer's own
+#: .meltano/. Each session installs again, and finds what the last one installed
+#: (and compiled: scripts/test keeps bytecode by its source's path) in place.
+INSTALLATION = Path(sys.prefix) / "meltano-tests" / ".meltano"
 
 
 class RequestRecorder:
@@ -72,6 +80,8 @@ class Meltano:
     #: Where Meltano Hub and the usage-statistics collector are said to be.
     watchdog_url: str
     env: dict[str, str] = field(default_factory=dict)
+    #: What Meltano asked of the Hub and the collector while it installed the plugins.
+    install_requests: list[str] = field(default_factory=list)
 
     def environ(self, **extra: str) -> dict[str, str]:
         """The environment a command runs with."""
@@ -119,4 +129,42 @@ class Meltano:
 
     def with_database(self, database: Path, **env: str) -> Meltano:
         """The same installation, with its own state database and variables."""
-        return Meltano(self.sys_dir, database, self.watchdog_url, {**self.env, **env})
+        return Meltano(
+            self.sys_dir,
+            database,
+            self.watchdog_url,
+            {**self.env, **env},
+            self.install_requests,
+        )
+
+
+def install(session: Path) -> list[str]:
+    """``meltano install`` of this project into INSTALLATION, once per test session.
+
+    The first of pytest's workers to ask installs (the others wait for it to end)
+    and keeps what Meltano asked of the Hub and the collector in ``session``, the
+    folder the workers' temporary folders are in; every worker gets that list.
+    """
+    asked = session / "meltano-install-requests.json"
+    with (session / "meltano-install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not asked.exists():
+            with RequestRecorder() as recorder:
+                into = Meltano(INSTALLATION, session / "install.db", recorder.url)
+                into.ok("install")
+            asked.write_text(json.dumps(recorder.requests))
+    return t.cast("list[str]", json.loads(asked.read_text()))
+
+
+def worker_copy(name: str) -> Path:
+    """A copy of INSTALLATION for one worker, made of hard links, made afresh.
+
+    Meltano writes a run's files (the tap's catalog, say) to one place in its
+    installation, and the demo installs again: workers running at once each run
+    Meltano in a copy of their own. Its place is the same in every session, so
+    the bytecode compiled for it last time is found again.
+    """
+    copy = INSTALLATION.with_name(f"{INSTALLATION.name}-{name}")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(INSTALLATION, copy, symlinks=True, copy_function=os.link)
+    return copy

@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import typing as t
 from collections import Counter
 from dataclasses import dataclass
@@ -20,16 +19,20 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import pytest
 
-from fake_smartflo import TOKEN, FakeSmartflo
-from tests.configs import FAKE_ACCOUNT_ENV, REPO
+from tests.demo_runs import (
+    DEMO_STATE,
+    DEV_STATE,
+    output_env,
+    printed_state,
+    query,
+    run_demo,
+)
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
     from tests.meltano_runner import Meltano
 
-DEMO_STATE = "demo:tap-smartflo-to-target-duckdb"
-DEV_STATE = "dev:tap-smartflo-to-target-duckdb"
 IST = timezone(timedelta(hours=5, minutes=30))
 #: The streams, each a table of the warehouse.
 STREAMS = {
@@ -37,44 +40,6 @@ STREAMS = {
     "departments", "ivrs", "my_numbers", "broadcast_lists", "broadcast_leads",
     "broadcasts", "dialer_campaigns", "dnd_lists", "dnd_leads", "scheduled_callbacks",
 }  # fmt: skip
-
-
-def output_env(output: Path) -> dict[str, str]:
-    """Where the demo's files go in a test: the warehouse and dbt's own files."""
-    return {
-        "TARGET_DUCKDB_PATH": str(output / "warehouse.duckdb"),
-        "DBT_WAREHOUSE": str(output / "warehouse.duckdb"),
-        "DBT_TARGET_PATH": str(output / "dbt" / "target"),
-        "DBT_LOG_PATH": str(output / "dbt" / "logs"),
-    }
-
-
-def run_demo(meltano: Meltano, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the demo as scripts/demo does, after its install step."""
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.demo_run"],
-        cwd=REPO,
-        env=meltano.environ(**env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
-
-
-def printed_state(stdout: str, label: str) -> dict[str, t.Any]:
-    """The state the demo printed after ``label`` (what ``meltano state get`` said)."""
-    match = re.search(rf"^{re.escape(label)} (\{{.*\}})$", stdout, re.MULTILINE)
-    assert match, stdout
-    return t.cast("dict[str, t.Any]", json.loads(match.group(1)))
-
-
-def query(warehouse: Path, sql: str) -> list[tuple[t.Any, ...]]:
-    with duckdb.connect(str(warehouse), read_only=True) as db:
-        return db.execute(sql).fetchall()
 
 
 @dataclass
@@ -267,30 +232,3 @@ def test_the_report_page_shows_calls_per_day_in_a_real_browser(
     )  # fmt: skip
     assert shot.read_bytes().startswith(b"\x89PNG")
     assert shot.stat().st_size > 10_000  # a blank page is a few hundred bytes
-
-
-def test_demo_with_credentials_loads_the_account_not_the_fake(
-    meltano: Meltano, tmp_path: Path
-):
-    output = tmp_path / "output"
-    # A stand-in for the real API, reached through the user's own settings.
-    with FakeSmartflo(contacts=40, calls=20, users=3, departments=2) as account:
-        done = run_demo(
-            meltano,
-            TAP_SMARTFLO_API_URL=account.url,
-            TAP_SMARTFLO_API_TOKEN=TOKEN,
-            **FAKE_ACCOUNT_ENV,  # a user who knows the account's limit
-            **output_env(output),
-        )
-    assert "Credentials found" in done.stdout
-    assert "Fake Smartflo API at" not in done.stdout
-    assert account.requests_to("/v1/contacts")
-    warehouse = output / "warehouse.duckdb"
-    ids = query(warehouse, "SELECT id FROM smartflo.contacts ORDER BY id")
-    assert [row[0] for row in ids] == sorted(account.store)
-    total = query(warehouse, "SELECT sum(calls) FROM analytics.smartflo_calls_daily")
-    assert total == [(20,)]
-    assert (output / "report.html").is_file()
-    saved = printed_state(done.stdout, "State for the next run:")
-    assert saved["singer_state"]["bookmarks"]["contacts"]["replication_key_value"]
-    assert meltano.state(DEMO_STATE) == {}

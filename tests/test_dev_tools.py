@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.configs import REPO
+from tests.conftest import SHARED_MODULES
 
 CONSTRAINTS = REPO / "constraints-dev.txt"
 
@@ -37,3 +38,16 @@ def test_scripts_test_installs_with_the_constraints():
     script = (REPO / "scripts" / "test").read_text()
     assert "--constraint constraints-dev.txt" in script
     assert "scripts/test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_every_module_with_a_module_scoped_fixture_is_one_unit_of_work():
+    # pytest-xdist would make the fixture again on each worker that ran one of the
+    # module's tests: such a module is handed to one worker whole (conftest.py).
+    fixture = re.compile(r'^@pytest\.fixture\(scope="module"', re.MULTILINE)
+    shared = {
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "tests").glob("test_*.py")
+        if fixture.search(path.read_text())
+    }
+    assert shared
+    assert shared == set(SHARED_MODULES)

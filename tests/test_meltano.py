@@ -49,6 +49,7 @@ def bookmark(state: dict[str, t.Any]) -> datetime:
 def test_install_asks_meltano_hub_nothing(meltano_installed, watchdog: RequestRecorder):
     # Every plugin is a complete definition: the (unreachable) Hub is never asked,
     # and with usage statistics off nothing is sent to the collector either.
+    assert meltano_installed.install_requests == []
     assert watchdog.requests == []
     for plugin in ("extractors/tap-smartflo", "loaders/target-jsonl"):
         assert (meltano_installed.sys_dir / plugin / "venv" / "bin").is_dir(), plugin
