@@ -6,6 +6,7 @@ import json
 import re
 import typing as t
 from dataclasses import dataclass
+from functools import cached_property
 
 import jsonschema
 
@@ -21,9 +22,9 @@ class TapRun:
     stdout: str
     stderr: str
 
-    @property
+    @cached_property
     def messages(self) -> list[dict[str, t.Any]]:
-        """Every Singer message on stdout."""
+        """Every Singer message on stdout (parsed once: tests ask again and again)."""
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
 
     def records(self, stream: str = "contacts") -> list[dict[str, t.Any]]:
