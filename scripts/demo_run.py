@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -148,6 +149,42 @@ def has_credentials(env: dict[str, str]) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class HourOfChanges:
+    """What changed in the sample account between the demo's two runs."""
+
+    renamed: list[int]
+    deleted: int
+    added: list[int]
+    #: The name of the department removed, and its id.
+    removed_department: str
+    removed_department_id: int
+
+
+def sample_account(rate_limit: int | None = SAMPLE_LIMIT) -> FakeSmartflo:
+    """The fake account the demo extracts: the same data on every start."""
+    return FakeSmartflo(
+        **{**SAMPLE_ACCOUNT, "contacts": SAMPLE_CONTACTS, "rate_limit": rate_limit}
+    )
+
+
+def change_sample_account(api: FakeSmartflo) -> HourOfChanges:
+    """An hour in the sample account: contacts renamed, deleted and added, a
+    department removed, calls made (the same changes on every start)."""
+    api.tick(3600)
+    ids = list(api.store)
+    for contact_id in ids[:2]:
+        api.touch(contact_id, name=f"Renamed {contact_id}")
+    api.soft_delete(ids[2])
+    added = api.add_contacts(5)
+    removed = max(api.department_store)
+    gone = api.department_store[removed].name
+    api.remove_department(removed)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    api.add_calls(NEW_CALLS, between=(now - timedelta(minutes=50), now))
+    return HourOfChanges(ids[:2], ids[2], added, gone, removed)
+
+
 def real_run(env: dict[str, str]) -> None:
     """One run against the real API, incremental after the first, then the models."""
     path = warehouse("dev", env)
@@ -166,10 +203,7 @@ def demo_run(env: dict[str, str]) -> None:
     # Start afresh each time: the fake's data is the same on every start.
     for stale in (path, path.with_name(path.name + ".wal")):
         stale.unlink(missing_ok=True)
-    fake = FakeSmartflo(
-        **{**SAMPLE_ACCOUNT, "contacts": SAMPLE_CONTACTS, "rate_limit": SAMPLE_LIMIT}
-    )
-    with fake as api:
+    with sample_account() as api:
         env = {
             **env,
             "TAP_SMARTFLO_API_URL": api.url,
@@ -199,21 +233,11 @@ def demo_run(env: dict[str, str]) -> None:
                         env=env, quiet=True)  # fmt: skip
         print(f"\nMeltano saved the state: {state.strip()}")
 
-        api.tick(3600)
-        ids = list(api.store)
-        changed = ids[:2]
-        for contact_id in changed:
-            api.touch(contact_id, name=f"Renamed {contact_id}")
-        api.soft_delete(ids[2])
-        added = api.add_contacts(5)
-        removed = max(api.department_store)
-        gone = api.department_store[removed].name
-        api.remove_department(removed)
-        now = datetime.now(timezone.utc).replace(microsecond=0)
-        api.add_calls(NEW_CALLS, between=(now - timedelta(minutes=50), now))
+        hour = change_sample_account(api)
+        changed, deleted, gone = hour.renamed, hour.deleted, hour.removed_department
         print(
             f"\nAn hour later in Smartflo: {len(changed)} contacts renamed, 1 deleted,"
-            f" {len(added)} added; department {gone!r} removed; {NEW_CALLS} new"
+            f" {len(hour.added)} added; department {gone!r} removed; {NEW_CALLS} new"
             " calls. Running again, from the saved state, then the models:"
         )
         meltano(f"--environment={environment}", "run", *JOB, MODELS,
@@ -227,7 +251,7 @@ def demo_run(env: dict[str, str]) -> None:
                    deleted_at IS NOT NULL
             FROM {SCHEMA}.contacts WHERE list_contains(?, id) ORDER BY id
             """,  # noqa: S608 (a constant schema)
-            [[*changed, ids[2]]],
+            [[*changed, deleted]],
         ).fetchall()
     print("  The changed contacts (id, name, updated_at, deleted):")
     for row in rows:

@@ -23,13 +23,12 @@ if t.TYPE_CHECKING:
 
     from tests.messages import TapRun
 
-#: Modules whose tests share a module-scoped fixture (one run of the demo, one load
-#: of the warehouse, one S3 server): each is one unit of work, run whole by one
+#: Modules whose tests share a module-scoped fixture (one run of the demo, one S3
+#: server): each is one unit of work, run whole by one
 #: worker, so the fixture is made once. Every other test is a unit of its own, for
 #: whichever worker is free (tests/test_dev_tools.py checks the list is whole).
 SHARED_MODULES = (
     "tests/test_demo.py",
-    "tests/test_warehouse.py",
     "tests/test_recordings.py",
     "tests/test_more_streams.py",
     "tests/test_plugin_definitions.py",
@@ -43,7 +42,6 @@ LONGEST = (
     "tests/test_meltano.py::test_the_limit_learned_in_one_run_is_remembered",
     "tests/test_demo_account.py",
     "tests/test_postgres.py",
-    "tests/test_warehouse.py",
     "tests/test_meltano.py::test_a_forbidden_stream_is_skipped",
     "tests/test_pacing.py::test_a_second_run_starts_at_the_remembered_share",
     "tests/test_meltano.py::test_meltano_config_test_passes",
