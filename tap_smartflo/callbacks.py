@@ -23,7 +23,6 @@ ahead. See docs/scheduled-callbacks.md for what the lookback covers, and what no
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from typing_extensions import override
@@ -37,7 +36,6 @@ from tap_smartflo.incremental import (
 )
 from tap_smartflo.normalize import IST, UTC, format_utc, query_time
 from tap_smartflo.pages import Unpaged
-from tap_smartflo.pagination import PageSize
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -125,16 +123,6 @@ class CallbackDigests:
         }
 
 
-@dataclass(frozen=True)
-class DateWindow(Unpaged):
-    """All of a window's callbacks at once: no ``limit``, so none to refuse."""
-
-    @override
-    def size(self, page_size: int, remembered: int | None) -> PageSize:
-        # A 422 here is about the window, never a limit to step down from.
-        return PageSize()
-
-
 class CallbackWindowsStream(IncrementalSmartfloStream):
     """Callbacks read in ``from_date``/``to_date`` windows, emitted when they change.
 
@@ -143,7 +131,8 @@ class CallbackWindowsStream(IncrementalSmartfloStream):
     """
 
     records_key: str | None = "data"
-    paging = DateWindow()
+    #: All of a window's callbacks at once (a 422 is about the window).
+    paging = Unpaged()
     replication_key = "schedule_date_time"
 
     @property

@@ -15,14 +15,12 @@ its end); 429, 5xx and broken connections are retried.
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
 from http import HTTPStatus
 
 from typing_extensions import override
 
 from tap_smartflo.errors import EndpointError, ErrorBodyError, RequestRefusedError
 from tap_smartflo.pages import Unpaged
-from tap_smartflo.pagination import PageSize
 from tap_smartflo.transport import OneRecord
 from tap_smartflo.versions import FullTableStream
 
@@ -32,16 +30,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 
-@dataclass(frozen=True)
-class OneObject(Unpaged):
-    """One request, no parameters, one object: no ``limit`` is sent, or refused."""
-
-    @override
-    def size(self, page_size: int, remembered: int | None) -> PageSize:
-        # A 422 here is about the id, never a limit to step down from.
-        return PageSize()
-
-
 class DetailsStream(FullTableStream):
     """One object per parent record, under ``data``; ids the API does not know skipped.
 
@@ -49,7 +37,8 @@ class DetailsStream(FullTableStream):
     """
 
     records_key: str | None = OneRecord("data")
-    paging = OneObject()
+    #: One object per request (a 422 is about the id).
+    paging = Unpaged()
     #: One state for the stream, not one per parent record.
     state_partitioning_keys: t.ClassVar[list[str]] = []
     #: The context key that holds the id the path asks for.

@@ -94,8 +94,14 @@ class Unpaged(PageNumbers):
     """One request, no parameters: the endpoint answers all its records at once.
 
     Sending ``limit`` or ``page`` to it could only do harm: a server that honoured
-    an undocumented ``limit`` would cut the list short without saying so.
+    an undocumented ``limit`` would cut the list short without saying so. With no
+    ``limit`` asked, none can be refused: a 422 is about something else (a window,
+    an id), never a page size to step down from.
     """
+
+    @override
+    def size(self, page_size: int, remembered: int | None) -> PageSize:
+        return PageSize()
 
     @override
     def paginator(self, size: PageSize) -> SinglePage:
