@@ -54,17 +54,18 @@ def stream_of(path: str) -> str | None:
 #: test sends, all of it the tap's. Tests of the pace itself (test_pacing.py) set
 #: their own; without this, each test would spend seconds learning the limit.
 FAKE_ACCOUNT = {"account_requests_per_second": 1000, "rate_limit_share": 1}
-#: The limit as Meltano passes it (half of it is still hundreds a second). Meltano
-#: 4.4 cannot pass a decimal setting such as rate_limit_share from the
-#: environment (its Decimal fails its own JSON encoder).
-FAKE_ACCOUNT_ENV = {"TAP_SMARTFLO_ACCOUNT_REQUESTS_PER_SECOND": "1000"}
-
-
 #: Where the tests' history starts: before the fake's oldest record (its base time
 #: is 2024-05-08; its calls are of the last days), so every record is read, without
 #: walking call records' and callbacks' windows back to 2015 in every run. Tests
 #: of a config without it (all history) say so: ``base_config(url, start_date=None)``.
 START_DATE = "2024-01-01T00:00:00Z"
+#: The fake's account and START_DATE as Meltano passes them (half the limit is
+#: still hundreds a second). Meltano 4.4 cannot pass a decimal setting such as
+#: rate_limit_share from the environment (its Decimal fails its own JSON encoder).
+FAKE_ACCOUNT_ENV = {
+    "TAP_SMARTFLO_ACCOUNT_REQUESTS_PER_SECOND": "1000",
+    "TAP_SMARTFLO_START_DATE": START_DATE,
+}
 
 
 def base_config(api_url: str, **settings: t.Any) -> dict[str, t.Any]:
