@@ -24,9 +24,9 @@ if t.TYPE_CHECKING:
     from tests.messages import TapRun
 
 #: Modules whose tests share a module-scoped fixture (one run of the demo, one S3
-#: server): each is one unit of work, run whole by one
-#: worker, so the fixture is made once. Every other test is a unit of its own, for
-#: whichever worker is free (tests/test_dev_tools.py checks the list is whole).
+#: server): each is one unit of work, run whole by one worker, so the fixture is
+#: made once. Every other test is a unit of its own, for whichever worker is free
+#: (tests/test_dev_tools.py checks the list is whole).
 SHARED_MODULES = (
     "tests/test_demo.py",
     "tests/test_recordings.py",

@@ -184,5 +184,15 @@ def worker_copy(name: str) -> Path:
     """
     copy = INSTALLATION.with_name(f"{INSTALLATION.name}-{name}")
     shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(INSTALLATION, copy, symlinks=True, copy_function=os.link)
+    shutil.copytree(INSTALLATION, copy, symlinks=True, copy_function=_link_or_copy)
     return copy
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link, but a copy of what Meltano rewrites in place when it installs
+    (its fingerprint of a plugin's venv): every copy would see one worker's write.
+    uv replaces the files it installs (a new file, a new inode)."""
+    if Path(source).name == ".meltano_plugin_fingerprint":
+        shutil.copy2(source, target)
+    else:
+        os.link(source, target)
