@@ -169,7 +169,9 @@ def test_the_learned_size_is_asked_from_the_first_request_of_the_next_run(tap):
     with FakeSmartflo(
         contacts=2_000, page_cap=500, echo_asked_limit=True, naive_tz=timezone.utc
     ) as api:
-        config = base_config(api.url)
+        # No start_date: the first run (a full sync) sends no updated_after, which
+        # tells its requests from the second run's below.
+        config = base_config(api.url, start_date=None)
         first = tap(config, streams=["contacts"])
         assert first.final_state["account"]["page_sizes"] == {CONTACTS: 500}
         second, changed = rerun_after_changes(tap, api, config, first)
@@ -185,7 +187,8 @@ def test_the_learned_size_is_asked_from_the_first_request_of_the_next_run(tap):
 
 def test_a_refused_limit_is_not_asked_again_in_the_next_run(tap):
     with FakeSmartflo(contacts=300, refuse_limit_above=100) as api:
-        config = base_config(api.url)
+        # No start_date: only the second run's requests carry updated_after.
+        config = base_config(api.url, start_date=None)
         first = tap(config, streams=["contacts"])
         assert len(refusals(first, CONTACTS)) == 1
         second, changed = rerun_after_changes(tap, api, config, first)
