@@ -13,7 +13,6 @@ the runners' peak memory, read from wait4(), is their own).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import multiprocessing
@@ -28,7 +27,8 @@ from typing import Any
 
 from typing_extensions import Self
 
-from fake_smartflo import IST, TOKEN, FakeSmartflo
+from fake_smartflo import TOKEN, FakeSmartflo
+from fake_smartflo.recordings import archive_files
 from scripts.catalog import discover, select_streams, selected_by_default
 from scripts.environment import clean_env
 
@@ -79,31 +79,13 @@ def _serve(conn: Any, settings: dict[str, Any]) -> None:
             conn.send(None)
         elif command == "recordings":
             # What the archive must hold: relative path -> sha256, by the fake.
-            expected = {
-                recording_path(api, call): api.recording_sha256(call)
-                for call in api.answered_calls()
-            }
+            expected = api.expected_archive()
             served = sum(1 for d in api.downloads if d.status == 200)
             conn.send((expected, served))
         elif command == "stop":
             api.stop()
             conn.send(None)
             return
-
-
-def recording_path(api: FakeSmartflo, call: Any) -> str:
-    """Where the tap archives ``call``'s recording (docs/recordings.md)."""
-    extension = "wav" if api.content_type(call) == "audio/wav" else "mp3"
-    return f"{call.started_at.astimezone(IST):%Y/%m/%d}/{call.id}.{extension}"
-
-
-def archived(root: Path) -> dict[str, str]:
-    """Every file under ``root``: relative path -> sha256."""
-    return {
-        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
 
 
 @dataclass
@@ -400,7 +382,7 @@ def recordings(workdir: Path) -> None:
             result = run("tap, recordings", command, api)
             expected, served = api.ask("recordings")
         print(result.row())
-        if archived(archive) != expected:
+        if archive_files(archive) != expected:
             msg = "the archive does not hold exactly the answered calls' audio"
             raise SystemExit(msg)
         count = len(expected)
@@ -426,7 +408,7 @@ def recordings(workdir: Path) -> None:
             )
             result = run(f"tap, {megabytes} MB recordings", command, api)
             expected, _ = api.ask("recordings")
-        if archived(folder) != expected:
+        if archive_files(folder) != expected:
             msg = f"the {megabytes} MB recordings were not archived whole"
             raise SystemExit(msg)
         print(result.row())

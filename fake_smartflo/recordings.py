@@ -28,11 +28,13 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from fake_smartflo.data import IST
 from fake_smartflo.endpoints import Endpoints
 from fake_smartflo.faults import Faults
 
 if t.TYPE_CHECKING:
     from http.server import BaseHTTPRequestHandler
+    from pathlib import Path
 
     from fake_smartflo.data import CallRecord
     from fake_smartflo.endpoints import Body, Params
@@ -113,6 +115,18 @@ class Recordings(Faults, Endpoints):
         for chunk in self.recording_chunks(call):
             digest.update(chunk)
         return digest.hexdigest()
+
+    def archive_path(self, call: CallRecord) -> str:
+        """Where the tap archives ``call``'s recording (docs/recordings.md)."""
+        extension = "wav" if self.content_type(call) == "audio/wav" else "mp3"
+        return f"{call.started_at.astimezone(IST):%Y/%m/%d}/{call.id}.{extension}"
+
+    def expected_archive(self) -> dict[str, str]:
+        """What a complete archive holds now: relative path -> sha256."""
+        return {
+            self.archive_path(call): self.recording_sha256(call)
+            for call in self.answered_calls()
+        }
 
     def answered_calls(self) -> list[CallRecord]:
         """The calls whose recording this server has now."""
@@ -235,3 +249,12 @@ class Recordings(Faults, Endpoints):
                     time.sleep(self.recording_chunk_delay)
         except OSError:
             handler.close_connection = True  # the client went away
+
+
+def archive_files(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (hidden ones too): relative path -> sha256."""
+    return {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from fake_smartflo import IST, FakeSmartflo, Fault
+from fake_smartflo import FakeSmartflo, Fault
 from fake_smartflo.faults import RATE_LIMITED
-from fake_smartflo.recordings import RECORDINGS_PATH
+from fake_smartflo.recordings import RECORDINGS_PATH, archive_files
 from scripts.environment import clean_env
 from tap_smartflo.archive import SPOOLED, archive_path
 from tap_smartflo.recordings import pending_recordings
@@ -40,26 +40,6 @@ def days_ago(days: float) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).isoformat()
 
 
-def expected_path(api, call) -> str:
-    day = call.started_at.astimezone(IST)
-    return f"{day:%Y/%m/%d}/{call.id}.{EXTENSIONS[api.content_type(call)]}"
-
-
-def files_in(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (hidden ones too): relative path -> sha256."""
-    return {
-        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
-
-
-def expected_files(api) -> dict[str, str]:
-    return {
-        expected_path(api, c): api.recording_sha256(c) for c in api.answered_calls()
-    }
-
-
 def assert_records_match(api, records) -> None:
     """One call_recordings record per answered call, each true to the audio."""
     by_id = {r["call_record_id"]: r for r in records}
@@ -70,7 +50,7 @@ def assert_records_match(api, records) -> None:
         call = calls[key]
         assert record["sha256"] == api.recording_sha256(call)
         assert record["size_bytes"] == api.recording_size(call)
-        assert record["archive_path"] == expected_path(api, call)
+        assert record["archive_path"] == api.archive_path(call)
         assert record["content_type"] == api.content_type(call)
         assert datetime.fromisoformat(record["started_at"]) == call.started_at
         assert RFC3339_UTC.match(record["archived_at"])
@@ -111,7 +91,7 @@ def test_every_answered_call_is_archived_once_byte_for_byte_through_faults(
         second = tap(config, streams=STREAMS, state=first.final_state)
     assert first.returncode == 0, first.stderr
     # Every answered call's audio, byte for byte, and nothing else.
-    assert files_in(archive) == expected_files(api)
+    assert archive_files(archive) == api.expected_archive()
     records = first.records("call_recordings")
     assert_records_match(api, records)
     assert first.schema_errors("call_recordings") == []
@@ -134,7 +114,7 @@ def test_every_answered_call_is_archived_once_byte_for_byte_through_faults(
     assert len(downloads(api)) == asked_first
     assert second.records("call_recordings") == []
     assert "call_recordings: 0 records, 0 requests" in second.stderr
-    assert files_in(archive) == expected_files(api)
+    assert archive_files(archive) == api.expected_archive()
 
 
 # Against S3: moto's standalone server on 127.0.0.1, s3fs as the client.
@@ -187,7 +167,7 @@ def test_the_same_holds_in_s3_with_links_that_answer_410(tap, s3):
         asked_first = len(downloads(api))
         second = tap(config, streams=STREAMS, state=first.final_state)
     assert first.returncode == 0, first.stderr
-    assert s3_files(fs, "smartflo") == expected_files(api)
+    assert s3_files(fs, "smartflo") == api.expected_archive()
     assert_records_match(api, first.records("call_recordings"))
     assert any(d.status == 410 for d in api.downloads)
     assert [r for r in api.requests if r.fault == RATE_LIMITED] == []
@@ -270,7 +250,7 @@ def test_a_recording_that_keeps_failing_is_kept_and_archived_by_a_later_run(
             api, archive.as_uri(), retry_max_seconds=0.3, call_records_lookback_hours=0
         )
         first = tap(config, streams=STREAMS)
-        after_first = files_in(archive)
+        after_first = archive_files(archive)
         api.faults.clear()
         api.requests.clear()
         second = tap(config, streams=STREAMS, state=first.final_state)
@@ -279,7 +259,7 @@ def test_a_recording_that_keeps_failing_is_kept_and_archived_by_a_later_run(
     assert list(pending) == [str(failing.id)]
     assert "token" not in json.dumps(pending)
     assert "1 not archived yet (kept in the STATE" in first.stderr
-    assert set(after_first) == set(expected_files(api)) - {expected_path(api, failing)}
+    assert set(after_first) == set(api.expected_archive()) - {api.archive_path(failing)}
     # The call is older than the next run's window (no lookback): read again by
     # its call_id for a fresh link, then archived.
     assert second.returncode == 0, second.stderr
@@ -289,7 +269,7 @@ def test_a_recording_that_keeps_failing_is_kept_and_archived_by_a_later_run(
         str(failing.id)
     ]
     assert "pending" not in second.final_state["bookmarks"]["call_recordings"]
-    assert files_in(archive) == expected_files(api)
+    assert archive_files(archive) == api.expected_archive()
 
 
 def test_missed_calls_and_links_that_arrive_late_make_no_noise(tap, tmp_path):
@@ -315,7 +295,7 @@ def test_missed_calls_and_links_that_arrive_late_make_no_noise(tap, tmp_path):
     assert [r["call_record_id"] for r in second.records("call_recordings")] == [
         str(late)
     ]
-    assert files_in(archive) == expected_files(api)
+    assert archive_files(archive) == api.expected_archive()
 
 
 def test_a_kill_mid_download_leaves_nothing_partial_and_the_rerun_misses_nothing(
@@ -351,12 +331,12 @@ def test_a_kill_mid_download_leaves_nothing_partial_and_the_rerun_misses_nothing
             time.sleep(0.03)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
-        left = files_in(archive)
+        left = archive_files(archive)
         messages = [json.loads(line) for line in output.read_text().splitlines()]
         states = [m["value"] for m in messages if m["type"] == "STATE"]
         rerun = tap(config, streams=STREAMS, state=states[-1] if states else None)
     assert process.returncode == -signal.SIGKILL
-    expected = expected_files(api)
+    expected = api.expected_archive()
     # What the kill left: a temporary file, and only complete files by their names.
     partials = [path for path in left if path.rpartition("/")[2].startswith(".")]
     assert len(partials) <= 1
@@ -364,7 +344,7 @@ def test_a_kill_mid_download_leaves_nothing_partial_and_the_rerun_misses_nothing
     assert all(left[path] == expected[path] for path in left if path not in partials)
     # After the rerun: every recording, nothing partial, nothing else.
     assert rerun.returncode == 0, rerun.stderr
-    assert files_in(archive) == expected
+    assert archive_files(archive) == expected
     records = [
         m["record"]
         for m in messages
@@ -424,5 +404,5 @@ def test_a_recording_host_that_is_down_costs_a_few_retries_not_one_per_recording
     assert "the recording host looks down" in first.stderr
     assert f"{len(answered)} not archived yet" in first.stderr
     assert second.returncode == 0, second.stderr
-    assert files_in(archive) == expected_files(api)
+    assert archive_files(archive) == api.expected_archive()
     assert "pending" not in second.final_state["bookmarks"]["call_recordings"]
