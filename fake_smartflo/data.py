@@ -396,6 +396,12 @@ class Dataset:
                 setattr(group, key, value)
             group.updated_at = self.tick(5)
 
+    def soft_delete_group(self, group_id: int) -> None:
+        """Soft-delete a contact group: it is still listed, with ``deleted_at``."""
+        with self.lock:
+            group = self.group_store[group_id]
+            group.updated_at = group.deleted_at = self.tick(5)
+
     # Call records
 
     def add_calls(

@@ -243,6 +243,12 @@ class MoreEndpoints(Endpoints):
             item.name = name
             item.updated_at = self.tick(5)
 
+    def soft_delete_dnd_list(self, list_id: int) -> None:
+        """Soft-delete a DND list: it is still listed, with ``deleted_at``."""
+        with self.lock:
+            item = self.dnd_list_store[list_id]
+            item.updated_at = item.deleted_at = self.tick(5)
+
     def add_dnd_leads(self, list_id: int, count: int) -> list[str]:
         """Put ``count`` numbers on the DND list ``list_id``."""
         rng = self.more_rng
