@@ -24,27 +24,42 @@ if t.TYPE_CHECKING:
     from tests.messages import TapRun
 
 #: Modules whose tests share a module-scoped fixture (one run of the demo, one S3
-#: server): each is one unit of work, run whole by one worker, so the fixture is
-#: made once. Every other test is a unit of its own, for whichever worker is free
-#: (tests/test_dev_tools.py checks the list is whole).
+#: server) or the SDK's class-scoped one (test_core's sync): each is one unit of
+#: work, run whole by one worker, so the fixture is made once. Every other test is a
+#: unit of its own, for whichever worker is free (tests/test_dev_tools.py checks
+#: the list is whole).
 SHARED_MODULES = (
+    "tests/test_core.py",
     "tests/test_demo.py",
     "tests/test_recordings.py",
     "tests/test_more_streams.py",
     "tests/test_plugin_definitions.py",
 )
-#: The units that take longest (Meltano, dbt, a real clock), longest first, as
-#: measured: they are handed out first, and the short tests fill the workers around
-#: them. A test not named here follows them, in the order pytest collected it.
+#: The units that take longest (Meltano and dbt, or a real clock), in the order they
+#: are handed out; the short tests fill the workers around them, in the order pytest
+#: collected them. Two cores, three workers: a unit that mostly waits on the clock
+#: (the second-run pacing tests, the S3 recordings) goes beside two that keep the
+#: cores busy (Meltano, dbt), never beside another one that waits.
 LONGEST = (
     "tests/test_demo.py",
-    "tests/test_meltano.py::test_run_writes_every_contact_then_the_schedule",
-    "tests/test_meltano.py::test_the_limit_learned_in_one_run_is_remembered",
     "tests/test_demo_account.py",
-    "tests/test_postgres.py",
+    "tests/test_pacing.py::test_a_second_run_starts_at_the_remembered_share[sliding]",
+    "tests/test_meltano.py::test_run_writes_every_contact_then_the_schedule",
     "tests/test_meltano.py::test_a_forbidden_stream_is_skipped",
-    "tests/test_pacing.py::test_a_second_run_starts_at_the_remembered_share",
+    "tests/test_pacing.py::test_a_second_run_starts_at_the_remembered_share[fixed]",
     "tests/test_meltano.py::test_meltano_config_test_passes",
+    "tests/test_meltano.py::test_the_limit_learned_in_one_run_is_remembered",
+    "tests/test_postgres.py",
+    "tests/test_recordings.py",
+)
+#: Modules whose tests mostly wait on the clock (retries, deadlines, pacing): spread
+#: evenly among the tests that only compute, so that no stretch of the run has
+#: every worker waiting at once.
+WAITING = (
+    "tests/test_reliability.py",
+    "tests/test_hostile.py",
+    "tests/test_pacing.py",
+    "tests/test_operating.py",
 )
 
 
@@ -63,8 +78,21 @@ def rank(nodeid: str) -> int:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest units first (each worker collects, in the same order)."""
+    """The longest units first, then the rest with WAITING's spread among them.
+
+    Each worker collects, and gets the same order.
+    """
     items.sort(key=lambda item: rank(item.nodeid))
+    first = [item for item in items if rank(item.nodeid) < len(LONGEST)]
+    rest = items[len(first) :]
+    waiting = [item for item in rest if item.nodeid.startswith(WAITING)]
+    computing = [item for item in rest if not item.nodeid.startswith(WAITING)]
+
+    def spread(group: list[pytest.Item]) -> list[tuple[float, pytest.Item]]:
+        return [((n + 0.5) / len(group), item) for n, item in enumerate(group)]
+
+    merged = sorted(spread(waiting) + spread(computing), key=lambda pair: pair[0])
+    items[:] = first + [item for _, item in merged]
 
 
 class _Units(LoadScopeScheduling):

@@ -43,7 +43,10 @@ def test_scripts_test_installs_with_the_constraints():
 def test_every_module_with_a_module_scoped_fixture_is_one_unit_of_work():
     # pytest-xdist would make the fixture again on each worker that ran one of the
     # module's tests: such a module is handed to one worker whole (conftest.py).
-    fixture = re.compile(r'^@pytest\.fixture\(scope="module"', re.MULTILINE)
+    # The SDK's test class syncs once per class (a class-scoped fixture): the same.
+    fixture = re.compile(
+        r'^@pytest\.fixture\(scope="module"|= get_tap_test_class\(', re.MULTILINE
+    )
     shared = {
         path.relative_to(REPO).as_posix()
         for path in (REPO / "tests").glob("test_*.py")
