@@ -15,16 +15,17 @@ imports. The demo's tests run the console script itself (scripts/demo_run.py).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import json
 import os
-import select
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import typing as t
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -174,7 +175,6 @@ class _Forks:
         """Run ``argv`` (``meltano`` and its arguments); its exit code and output."""
         server = self._server()
         assert server.stdin
-        assert server.stdout
         with tempfile.TemporaryDirectory(prefix="meltano-command-") as folder:
             out, err = Path(folder) / "stdout", Path(folder) / "stderr"
             command = {
@@ -183,18 +183,35 @@ class _Forks:
             }  # fmt: skip
             server.stdin.write(json.dumps(command) + "\n")
             server.stdin.flush()
-            pid = int(server.stdout.readline())
-            ready, _, _ = select.select([server.stdout], [], [], timeout)
-            if not ready:
-                os.killpg(pid, signal.SIGKILL)
-            returncode = int(server.stdout.readline())
+            pid = self._answer()
+            expired = threading.Event()
+
+            def kill() -> None:
+                expired.set()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+
+            timer = threading.Timer(timeout, kill)
+            timer.start()
+            try:
+                returncode = self._answer()
+            finally:
+                timer.cancel()
             done = subprocess.CompletedProcess(
                 argv, returncode, out.read_text(errors="replace"),
                 err.read_text(errors="replace"),
             )  # fmt: skip
-        if not ready:
+        if expired.is_set():
             raise subprocess.TimeoutExpired(argv, timeout, done.stdout, done.stderr)
         return done
+
+    def _answer(self) -> int:
+        """The server's next line: a command's pid, or its exit code."""
+        assert self.server
+        assert self.server.stdout
+        line = self.server.stdout.readline()
+        assert line, f"tests/meltano_fork.py stopped (exit {self.server.wait()})"
+        return int(line)
 
     def _server(self) -> subprocess.Popen[str]:
         if self.server is None or self.server.poll() is not None:
