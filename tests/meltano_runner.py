@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import typing as t
-from contextlib import closing
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -136,7 +135,7 @@ class Meltano:
         """
         if not self.database.exists():
             return {}
-        with closing(sqlite3.connect(self.database)) as db:
+        with contextlib.closing(sqlite3.connect(self.database)) as db:
             row = db.execute(
                 "SELECT completed_state, partial_state FROM state WHERE state_id = ?",
                 [state_id],
@@ -168,6 +167,7 @@ class _Forks:
 
     def __init__(self) -> None:
         self.server: subprocess.Popen[str] | None = None
+        atexit.register(self.close)
 
     def run(
         self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float
@@ -223,7 +223,6 @@ class _Forks:
                 env=clean_env(),
                 text=True,
             )
-            atexit.register(self.close)
         return self.server
 
     def close(self) -> None:

@@ -60,16 +60,26 @@ TestTapSmartflo = get_tap_test_class(
 )
 
 
+#: The SDK's attribute checks: one object per kind, run for every attribute.
+ATTRIBUTE_CHECKS = [
+    check
+    for check in (
+        getattr(getattr(TestTapSmartflo, name), "__self__", None)
+        for name in dir(TestTapSmartflo)
+    )
+    if isinstance(check, AttributeTestTemplate)
+]
+assert ATTRIBUTE_CHECKS, "the SDK's attribute checks are no longer found here"
+
+
 @pytest.fixture(autouse=True)
 def _each_attribute_test_reads_its_own_attribute() -> None:
     """Forget the values the previous attribute test read.
 
-    The SDK makes one object per kind of attribute test and runs it for every
-    attribute, caching the first attribute's values (``non_null_attribute_values``
-    is a ``cached_property``): without this, ``contact_groups.deleted_at`` checks
+    The SDK runs one object per kind of attribute test for every attribute, and
+    caches the first attribute's values on it (``non_null_attribute_values`` is a
+    ``cached_property``): without this, ``contact_groups.deleted_at`` checks
     whatever attribute its worker happened to test first.
     """
-    for name in dir(TestTapSmartflo):
-        check = getattr(getattr(TestTapSmartflo, name), "__self__", None)
-        if isinstance(check, AttributeTestTemplate):
-            check.__dict__.pop("non_null_attribute_values", None)
+    for check in ATTRIBUTE_CHECKS:
+        check.__dict__.pop("non_null_attribute_values", None)

@@ -20,7 +20,12 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import pytest
 
-from scripts.demo_run import HourOfChanges, change_sample_account, sample_account
+from scripts.demo_run import (
+    SCHEMA,
+    HourOfChanges,
+    change_sample_account,
+    sample_account,
+)
 from tests.configs import base_config
 from tests.demo_runs import (
     DEMO_STATE,
@@ -245,8 +250,6 @@ def test_the_report_page_shows_calls_per_day_in_a_real_browser(
 # with the same hour of changes between. target-duckdb 0.8.0 lost the first row of
 # every batch, with exit code 0: the loader (loaders/target-smartflo-duckdb) was
 # chosen on this evidence.
-
-SCHEMA = "smartflo"
 
 
 @dataclass
